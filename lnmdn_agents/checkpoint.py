@@ -1,0 +1,113 @@
+"""Policy checkpoints: ``config.json`` + ``model.safetensors``, written atomically, no pickle.
+
+Loading an untrusted checkpoint runs no code: JSON and safetensors hold data only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lnmdn_agents.policies.base import PolicyBase, config_from_dict, get_policy_class
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "load_policy", "save_policy"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_policy(
+    policy: PolicyBase, directory: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Save ``policy`` as ``directory/config.json`` + ``directory/model.safetensors``.
+
+    Args:
+        policy: a registered policy.
+        directory: output folder (created).
+        extra: JSON-serialisable metadata stored in the safetensors header (strings only).
+
+    Returns:
+        The folder.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    metadata = {k: json.dumps(v) for k, v in (extra or {}).items()}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata or None)
+        os.replace(tmp, directory / WEIGHTS_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(policy.config.to_dict(), indent=2) + "\n")
+    return directory
+
+
+def load_policy(directory: str | Path, map_location: str | torch.device = "cpu") -> PolicyBase:
+    """Load a policy saved by :func:`save_policy` (or a training run folder).
+
+    Raises:
+        FileNotFoundError: the folder has no ``config.json`` / ``model.safetensors``.
+        ValueError: the files are corrupted or do not match the config.
+    """
+    directory = Path(directory)
+    cfg_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for p in (cfg_path, weights_path):
+        if not p.is_file():
+            raise FileNotFoundError(
+                f"{p} not found: a policy folder holds {CONFIG_NAME} and {WEIGHTS_NAME} "
+                "(written by lnmdn train or lnmdn_agents.save_policy)"
+            )
+    try:
+        data = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{cfg_path} is not valid JSON ({err}); the checkpoint is corrupted"
+        ) from err
+    config = config_from_dict(data)
+    policy = get_policy_class(config.name)(config)
+    try:
+        state = load_file(str(weights_path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(
+            f"{weights_path} could not be read ({err}); the checkpoint is corrupted or truncated"
+        ) from err
+    missing, unexpected = policy.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights_path} does not match {config.name!r} with {cfg_path}: "
+            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    policy.to(map_location)
+    policy.eval()
+    return policy

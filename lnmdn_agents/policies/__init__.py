@@ -1,0 +1,28 @@
+"""Policies behind one protocol, and their registry.
+
+Importing this package registers the built-in policies. Adding a policy: a folder with
+``configuration.py`` and ``modeling.py`` (copy the shape of ``liquid_mdn/``), a
+``@register_policy("name")`` on the class, and one import line below.
+"""
+
+from lnmdn_agents.policies.base import (
+    Policy,
+    PolicyBase,
+    PolicyConfig,
+    available_policies,
+    config_from_dict,
+    get_policy_class,
+    make_policy,
+    register_policy,
+)
+
+__all__ = [
+    "Policy",
+    "PolicyBase",
+    "PolicyConfig",
+    "available_policies",
+    "config_from_dict",
+    "get_policy_class",
+    "make_policy",
+    "register_policy",
+]
