@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,7 +122,8 @@ def offline_metrics(
     ks_sorted = _check_ks(ks)
     k_max = ks_sorted[-1]
     horizon, da = cfg.horizon, cfg.action_dim
-    has_log_prob = callable(getattr(policy, "log_prob", None))
+    log_prob = getattr(policy, "log_prob", None)
+    has_log_prob = callable(log_prob)
 
     sums: dict[str, float] = {
         "nll": 0.0,
@@ -139,11 +140,11 @@ def offline_metrics(
     was_training = bool(getattr(policy, "training", False))
     if hasattr(policy, "eval"):
         policy.eval()
-    starts = range(0, n, batch_size)
+    starts: Iterable[int] = range(0, n, batch_size)
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="offline eval", unit="batch", leave=False)  # type: ignore[assignment]
+        starts = tqdm(starts, desc="offline eval", unit="batch", leave=False)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -180,8 +181,8 @@ def offline_metrics(
                         (_third_difference(det) ** 2).mean(dim=(1, 2)).sum().item()
                     )
                     sums["jerk_demo"] += (_third_difference(a_n) ** 2).mean(dim=(1, 2)).sum().item()
-                if has_log_prob:
-                    lp = policy.log_prob(o, a)
+                if log_prob is not None:
+                    lp = log_prob(o, a)
                     sums["nll"] += (-lp.double() / (horizon * da)).sum().item()
     finally:
         if was_training and hasattr(policy, "train"):
