@@ -6,5 +6,24 @@ metrics = evaluate_offline(policy, "lnmdn/pusht/expert-v0")      # NLL, best-of-
 """
 
 from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
+from lnmdn_agents.evaluation.rollout import (
+    EVAL_SEED_BASE,
+    check_seeds_disjoint,
+    eval_seeds,
+    evaluate,
+    make_eval_env,
+    rollout,
+    wilson_interval,
+)
 
-__all__ = ["evaluate_offline", "offline_metrics"]
+__all__ = [
+    "EVAL_SEED_BASE",
+    "check_seeds_disjoint",
+    "eval_seeds",
+    "evaluate",
+    "evaluate_offline",
+    "make_eval_env",
+    "offline_metrics",
+    "rollout",
+    "wilson_interval",
+]

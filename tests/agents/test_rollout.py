@@ -1,0 +1,202 @@
+"""Closed-loop rollouts on real envs, with small real policies whose behaviour is known."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+from torch import Tensor
+
+import lnmdn_envs  # noqa: F401  (registers lnmdn/*)
+from lnmdn_agents.evaluation.rollout import (
+    EVAL_SEED_BASE,
+    eval_seeds,
+    evaluate,
+    make_eval_env,
+    rollout,
+    wilson_interval,
+)
+from lnmdn_agents.policies.base import PolicyBase, PolicyConfig
+
+PUSHT = "lnmdn/PushT-v0"
+
+
+class ChaseBlockPolicy(PolicyBase):
+    """Push-T: command the agent to the block's position (deterministic, stateless).
+
+    ``jitter`` adds Gaussian noise (pixels) when sampling stochastically.
+    """
+
+    def __init__(self, config: PolicyConfig, jitter: float = 0.0):
+        super().__init__(config)
+        self.jitter = jitter
+
+    def predict_chunk(self, obs: Tensor, *, deterministic: bool = False) -> Tensor:
+        obs = self.check_obs(obs)
+        target = obs[:, -1, 2:4][:, None, :].expand(-1, self.config.horizon, 2).clone()
+        if not deterministic and self.jitter > 0:
+            target = target + self.jitter * torch.randn_like(target)
+        return target
+
+
+class CountingPolicy(ChaseBlockPolicy):
+    """Records, per env, how many chunks it produced since that env's last reset."""
+
+    def __init__(self, config: PolicyConfig, n_envs: int):
+        super().__init__(config)
+        self.counts = np.zeros(n_envs, dtype=int)
+        self.history: list[list[int]] = [[] for _ in range(n_envs)]
+
+    def reset(self, done_mask=None) -> None:
+        mask = np.ones(len(self.counts), bool) if done_mask is None else np.asarray(done_mask)
+        for i in np.flatnonzero(mask):
+            self.history[i].append(int(self.counts[i]))
+        self.counts[mask] = 0
+
+    def predict_chunk(self, obs: Tensor, *, deterministic: bool = False) -> Tensor:
+        self.counts += 1
+        return super().predict_chunk(obs, deterministic=deterministic)
+
+
+def pusht_cfg(ta: int = 8) -> PolicyConfig:
+    return PolicyConfig(obs_dim=5, action_dim=2, n_obs_steps=2, horizon=16, n_action_steps=ta)
+
+
+def manual_episode(policy: PolicyBase, seed: int) -> dict:
+    """Reference: one episode with a plain gym.make env, no vector env."""
+    env = gym.make(PUSHT, n_obs_steps=2, n_action_steps=policy.config.n_action_steps)
+    obs, _ = env.reset(seed=seed)
+    length, best, success = 0, -math.inf, False
+    while True:
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, _, term, trunc, info = env.step(action)
+        length += info["n_steps"]
+        best = max(best, info["score"])
+        success |= bool(info["is_success"])
+        if term or trunc:
+            env.close()
+            return {"length": length, "score": best, "success": success}
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = wilson_interval(5, 10)
+    assert (lo, hi) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    lo, hi = wilson_interval(20, 20)
+    assert hi == 1.0 and lo == pytest.approx(0.8389, abs=1e-4)
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(3, 2)
+
+
+def test_vector_rollout_matches_single_env_episodes_and_freezes_finished_envs():
+    # episodes of different lengths (Ta = 8 on a 300-step limit, some end early on success or not)
+    policy = ChaseBlockPolicy(pusht_cfg())
+    seeds = eval_seeds(5)
+    ref = [manual_episode(policy, s) for s in seeds]
+    for n_envs in (1, 3):
+        out = evaluate(
+            policy, PUSHT, n_episodes=5, n_envs=n_envs, deterministic=True, progress=False
+        )
+        assert out["seeds"] == seeds and [e["seed"] for e in out["episodes"]] == seeds
+        for got, want in zip(out["episodes"], ref, strict=True):
+            assert got["length"] == want["length"]
+            assert got["score"] == pytest.approx(want["score"])
+            assert got["success"] == want["success"]
+        assert out["n_episodes"] == 5 and out["n_envs"] == n_envs
+        assert 0 <= out["success_ci95"][0] <= out["success_rate"] <= out["success_ci95"][1] <= 1
+        assert out["mean_length"] == pytest.approx(np.mean([r["length"] for r in ref]))
+    assert seeds[0] == EVAL_SEED_BASE
+
+
+def test_recurrent_state_is_reset_per_env_at_episode_start():
+    n_envs = 2
+    policy = CountingPolicy(pusht_cfg(), n_envs)
+    env = make_eval_env(PUSHT, n_envs, n_obs_steps=2, n_action_steps=8)
+    episodes, _ = rollout(policy, env, eval_seeds(3), deterministic=True, progress=False)
+    env.close()
+    # env 0 runs episodes 0 then 2; env 1 runs episode 1, is parked (reset) and stays frozen.
+    # Every reset after the first must see exactly the chunks of the episode that just ended.
+    chunks = [math.ceil(e["length"] / 8) for e in episodes]
+    assert policy.history[0] == [0, chunks[0]]
+    assert policy.history[1] == [0, chunks[1]]
+    assert policy.counts[0] == chunks[2]  # episode 2 ended the rollout: no reset after it
+    assert len(episodes) == 3
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_caller_vector_env_in_autoreset_modes(mode):
+    policy = ChaseBlockPolicy(pusht_cfg())
+    seeds = eval_seeds(3)
+    ref = [manual_episode(policy, s) for s in seeds]
+    env = gym.make_vec(
+        PUSHT, num_envs=2, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode}
+    )
+    episodes, _ = rollout(policy, env, seeds, deterministic=True, progress=False)
+    env.close()
+    assert [e["length"] for e in episodes] == [r["length"] for r in ref]
+    assert [e["success"] for e in episodes] == [r["success"] for r in ref]
+
+
+def test_videos_and_stochastic_sampling_are_seeded(tmp_path):
+    policy = ChaseBlockPolicy(pusht_cfg(), jitter=20.0)
+    kw = dict(n_episodes=2, n_envs=2, progress=False, env_kwargs={"max_episode_steps": 40})
+    a = evaluate(policy, PUSHT, video_dir=tmp_path, n_videos=1, **kw)
+    b = evaluate(policy, PUSHT, torch_seed=0, **kw)
+    assert [e["score"] for e in a["episodes"]] == [e["score"] for e in b["episodes"]]
+    assert len(a["videos"]) == 1
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(a["videos"][0])
+    assert len(frames) == 41  # reset frame + one per single step (40-step limit)
+    assert all(e["length"] == 40 for e in a["episodes"] + b["episodes"])
+
+
+def test_pointmaze_rollout():
+    pytest.importorskip("gymnasium_robotics")
+    cfg = PolicyConfig(obs_dim=6, action_dim=2, n_obs_steps=2, horizon=16, n_action_steps=8)
+
+    class TowardsGoal(PolicyBase):
+        def predict_chunk(self, obs: Tensor, *, deterministic: bool = False) -> Tensor:
+            obs = self.check_obs(obs)
+            force = torch.clamp(obs[:, -1, 4:6] - obs[:, -1, 0:2], -1, 1)
+            return force[:, None, :].expand(-1, self.config.horizon, 2)
+
+    out = evaluate(
+        TowardsGoal(cfg),
+        "lnmdn/PointMaze-UMaze-v0",
+        n_episodes=2,
+        n_envs=2,
+        vectorization_mode="sync",
+        progress=False,
+    )
+    assert len(out["episodes"]) == 2
+    assert all(0 < e["length"] <= 300 for e in out["episodes"])
+    assert out["mean_score"] == pytest.approx(out["success_rate"])  # PointMaze: score = success
+
+
+def test_sb3_evaluate_policy_runs_our_policy():
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    policy = ChaseBlockPolicy(pusht_cfg())
+    env = Monitor(gym.make(PUSHT, max_episode_steps=80))
+    mean, std = evaluate_policy(policy, env, n_eval_episodes=2, deterministic=True)
+    env.close()
+    assert np.isfinite(mean) and np.isfinite(std)
+
+
+def test_bad_arguments_are_explained():
+    policy = ChaseBlockPolicy(pusht_cfg(ta=4))
+    env = make_eval_env(PUSHT, 1, n_obs_steps=2, n_action_steps=8)
+    with pytest.raises(ValueError, match="n_action_steps=4"):
+        rollout(policy, env, [EVAL_SEED_BASE], progress=False)
+    env.close()
+    with pytest.raises(ValueError, match="one seed per episode"):
+        evaluate(policy, PUSHT, n_episodes=3, seeds=[1, 2], progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        evaluate(policy, PUSHT, n_episodes=2, seeds=[1, 1], progress=False)
