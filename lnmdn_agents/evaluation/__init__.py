@@ -5,6 +5,7 @@ result = evaluate(policy, "lnmdn/PushT-v0", n_episodes=50)       # success rate,
 metrics = evaluate_offline(policy, "lnmdn/pusht/expert-v0")      # NLL, best-of-K MSE, ...
 """
 
+from lnmdn_agents.evaluation.latency import count_parameters, measure_latency, policy_latency
 from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
 from lnmdn_agents.evaluation.rollout import (
     EVAL_SEED_BASE,
@@ -19,11 +20,14 @@ from lnmdn_agents.evaluation.rollout import (
 __all__ = [
     "EVAL_SEED_BASE",
     "check_seeds_disjoint",
+    "count_parameters",
     "eval_seeds",
     "evaluate",
     "evaluate_offline",
     "make_eval_env",
+    "measure_latency",
     "offline_metrics",
+    "policy_latency",
     "rollout",
     "wilson_interval",
 ]

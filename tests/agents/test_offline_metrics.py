@@ -185,3 +185,64 @@ def test_bad_input_names_the_value():
         offline_metrics(policy, obs[:, :1], torch.zeros(4, 8, 2))
     with pytest.raises(ValueError, match="ks must be"):
         offline_metrics(policy, obs, torch.zeros(4, 8, 2), ks=(0, 2))
+
+
+# -- latency and parameter counts ---------------------------------------------------------------
+class CountingBackbone(torch.nn.Module):
+    def __init__(self, do: int, d: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(do, d)  # do*d + d parameters
+        self.calls = 0
+
+    def forward(self, obs_n: Tensor) -> Tensor:
+        self.calls += 1
+        return self.proj(obs_n)[:, -1]
+
+
+class TinyHeadPolicy(PolicyBase):
+    def __init__(self, config: PolicyConfig):
+        super().__init__(config)
+        self.backbone = CountingBackbone(config.obs_dim, 4)
+        self.head = torch.nn.Linear(4, config.horizon * config.action_dim)
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.ema = torch.nn.Linear(4, 4).requires_grad_(False)  # frozen: not counted
+
+    def predict_chunk(self, obs: Tensor, *, deterministic: bool = False) -> Tensor:
+        ctx = self.backbone(self.normalizer.normalize_obs(self.check_obs(obs)))
+        out = self.scale * self.head(ctx)
+        return out.reshape(-1, self.config.horizon, self.config.action_dim)
+
+
+def test_count_parameters_by_component():
+    from lnmdn_agents.evaluation.latency import count_parameters
+
+    counts = count_parameters(TinyHeadPolicy(CFG))
+    hd = CFG.horizon * CFG.action_dim
+    assert counts == {
+        "backbone": 3 * 4 + 4,
+        "head": 4 * hd + hd,  # the child module called "head"
+        "other": 1,  # the parameter registered on the policy itself
+        "head_total": 4 * hd + hd + 1,  # everything but the backbone
+        "total": 3 * 4 + 4 + 4 * hd + hd + 1,
+    }
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        count_parameters(object())
+
+
+def test_policy_latency_head_alone_skips_the_backbone():
+    from lnmdn_agents.evaluation.latency import measure_latency, policy_latency
+
+    policy = TinyHeadPolicy(CFG)
+    out = policy_latency(policy, n_calls=7, warmup=2)
+    # end to end: 9 backbone calls; head alone: 1 call to fill the cache, then none
+    assert policy.backbone.calls == 9 + 1
+    assert out["end_to_end_ms"] > 0 and out["head_ms"] > 0 and out["batch_size"] == 1
+    assert "forward" not in vars(policy.backbone)  # the cache is removed afterwards
+    policy.predict(np.zeros((CFG.n_obs_steps, CFG.obs_dim), np.float32))
+    assert policy.backbone.calls == 11
+
+    calls = []
+    stats_ = measure_latency(lambda: calls.append(1), n_calls=5, warmup=3)
+    assert len(calls) == 8 and stats_["p10_ms"] <= stats_["median_ms"] <= stats_["p90_ms"]
+    no_backbone = policy_latency(GaussianChunkPolicy(CFG, sigma=0.1), n_calls=3, warmup=0)
+    assert no_backbone["head_ms"] is None
