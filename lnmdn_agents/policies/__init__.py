@@ -15,6 +15,8 @@ from lnmdn_agents.policies.base import (
     make_policy,
     register_policy,
 )
+from lnmdn_agents.policies.diffusion import DiffusionPolicy as DiffusionPolicy  # "diffusion"
+from lnmdn_agents.policies.liquid_mdn import LiquidMDNPolicy as LiquidMDNPolicy  # + lstm/gru_mdn
 
 __all__ = [
     "Policy",

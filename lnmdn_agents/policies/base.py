@@ -219,6 +219,14 @@ class PolicyBase(nn.Module):
         executed = chunk[:, start : start + self.config.n_action_steps].cpu().numpy()
         return (executed[0] if single else executed), state
 
+    def ema_decay(self, step: int) -> float | None:
+        """Decay of the weights' moving average after ``step`` optimiser steps; None = no EMA.
+
+        The training loop keeps the average and saves it as the policy's weights. Default: no EMA.
+        """
+        del step
+        return None
+
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,82 @@
+"""Config of the ``diffusion`` policy (Diffusion Policy's low-dim U-Net, on the shared backbone)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lnmdn_agents.policies.backbone import BackboneConfig
+
+__all__ = ["SAMPLERS", "DiffusionConfig"]
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+@dataclass
+class DiffusionConfig(BackboneConfig):
+    """1-D temporal conditional U-Net over the action chunk, FiLM-conditioned on the context.
+
+    Attributes:
+        down_dims: channels of the U-Net levels (Diffusion Policy: 256, 512, 1024; the default
+            lands the Push-T model at 8.56M parameters, the paper's 8.6M). The horizon T must
+            be divisible by ``2 ** (len(down_dims) - 1)``.
+        kernel_size: temporal convolution kernel (Diffusion Policy: 5).
+        n_groups: GroupNorm groups (Diffusion Policy: 8); must divide every ``down_dims`` entry.
+        diffusion_step_embed_dim: size of the sinusoidal timestep embedding.
+        num_train_timesteps: N, diffusion steps at training (squared-cosine betas).
+        sampler: ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic, eta = 0) at inference.
+        num_inference_steps: denoising steps at inference (the comparison: 50 DDPM, 10 DDIM).
+        clip_sample: clip the predicted clean chunk to [-1, 1] at each step.
+        use_ema: train with an exponential moving average of the weights; the saved and evaluated
+            weights are the EMA ones.
+        ema_power: EMA warm-up power (decay = 1 - (1 + step) ** -ema_power; Diffusion Policy: 0.75).
+        ema_max_decay: upper bound on the EMA decay (Diffusion Policy: 0.9999).
+    """
+
+    down_dims: tuple[int, ...] = (80, 160, 304)
+    kernel_size: int = 5
+    n_groups: int = 8
+    diffusion_step_embed_dim: int = 64
+    num_train_timesteps: int = 100
+    sampler: str = "ddpm"
+    num_inference_steps: int = 50
+    clip_sample: bool = True
+    use_ema: bool = True
+    ema_power: float = 0.75
+    ema_max_decay: float = 0.9999
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.down_dims = tuple(self.down_dims)
+        if not self.down_dims or any(
+            not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.down_dims
+        ):
+            raise ValueError(f"down_dims must be positive integers, got {self.down_dims=}")
+        for f in ("kernel_size", "n_groups", "diffusion_step_embed_dim", "num_train_timesteps"):
+            value = getattr(self, f)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size=}")
+        if any(d % self.n_groups for d in self.down_dims):
+            raise ValueError(
+                f"n_groups must divide every down_dims entry, got {self.n_groups=}, "
+                f"{self.down_dims=}"
+            )
+        factor = 2 ** (len(self.down_dims) - 1)
+        if self.horizon % factor:
+            raise ValueError(
+                f"horizon must be divisible by 2 ** (len(down_dims) - 1) = {factor}, got "
+                f"{self.horizon=}, {self.down_dims=}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler=}")
+        if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
+            raise ValueError(
+                "num_inference_steps must be in [1, num_train_timesteps], got "
+                f"{self.num_inference_steps=}, {self.num_train_timesteps=}"
+            )
+        if not 0.0 < self.ema_max_decay < 1.0 or not self.ema_power > 0:
+            raise ValueError(
+                f"need 0 < ema_max_decay < 1 and ema_power > 0, got {self.ema_max_decay=}, "
+                f"{self.ema_power=}"
+            )

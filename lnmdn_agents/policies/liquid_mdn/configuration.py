@@ -1,0 +1,112 @@
+"""Configs of the recurrent mixture-density heads: ``liquid_mdn`` (CfC), ``lstm_mdn``, ``gru_mdn``.
+
+One implementation, three registered names: the recurrent cell is the only difference, so the
+LSTM/GRU heads isolate the contribution of the liquid (CfC) cell (robomimic's BC-RNN-GMM analogue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lnmdn_agents.policies.backbone import BackboneConfig
+
+__all__ = ["CELLS", "GRUMDNConfig", "LSTMMDNConfig", "LiquidMDNConfig", "RecurrentMDNConfig"]
+
+CELLS = ("cfc", "lstm", "gru")
+
+
+@dataclass
+class RecurrentMDNConfig(BackboneConfig):
+    """Recurrent encoder + autoregressive decoder + mixture density head.
+
+    Shapes: the encoder runs over the backbone's To tokens; its final output (the summary)
+    initialises a GRU decoder that emits, for each of the T steps, a K-component diagonal Gaussian
+    mixture over the Da action dimensions (normalised units), fed its previous action.
+
+    Attributes:
+        cell: recurrent encoder cell: ``"cfc"`` (ncps closed-form continuous-time), ``"lstm"`` or
+            ``"gru"``. Fixed by the registered name (``liquid_mdn`` -> cfc, ...).
+        rnn_layers: stacked encoder layers (the paper: 5 CfC layers; the LSTM/GRU ablations
+            default to 2 layers, robomimic's BC-RNN shape, so all three have about 4.3M
+            parameters on Push-T).
+        rnn_hidden: encoder hidden size per layer (the paper: 960 with a vision backbone; 576
+            lands the Push-T model at 4.29M parameters, the paper's 4.3M; LSTM 400, GRU 460).
+        cfc_backbone_units: width of the CfC cell's internal backbone MLP (ncps default 128).
+        cfc_backbone_layers: depth of that MLP (ncps default 1).
+        decoder_hidden: hidden size of the GRU decoder over the horizon (it runs T times per
+            chunk, so it dominates batch-1 latency; the capacity sits in the encoder instead).
+        action_embed_dim: size of the decoder's per-step input (previous action embedding + step
+            embedding + projected summary).
+        n_components: K, Gaussian components per step.
+        min_std: floor on each component's standard deviation (normalised action units).
+        free_running_max: weight of the free-running NLL in the loss at the last epoch; the weight
+            rises linearly from 0 at the first epoch (the rest is teacher-forced NLL).
+    """
+
+    cell: str = "cfc"
+    rnn_layers: int = 5
+    rnn_hidden: int = 576
+    cfc_backbone_units: int = 128
+    cfc_backbone_layers: int = 1
+    decoder_hidden: int = 256
+    action_embed_dim: int = 128
+    n_components: int = 5
+    min_std: float = 1e-3
+    free_running_max: float = 0.5
+
+    required_cell: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell=}")
+        if self.required_cell is not None and self.cell != self.required_cell:
+            raise ValueError(
+                f"policy {self.name!r} uses cell={self.required_cell!r}, got {self.cell=}; "
+                f"pick the policy by name instead (liquid_mdn=cfc, lstm_mdn=lstm, gru_mdn=gru)"
+            )
+        for f in (
+            "rnn_layers",
+            "rnn_hidden",
+            "cfc_backbone_units",
+            "cfc_backbone_layers",
+            "decoder_hidden",
+            "action_embed_dim",
+            "n_components",
+        ):
+            value = getattr(self, f)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        if not self.min_std > 0:
+            raise ValueError(f"min_std must be > 0, got {self.min_std=}")
+        if not 0.0 <= self.free_running_max <= 1.0:
+            raise ValueError(f"free_running_max must be in [0, 1], got {self.free_running_max=}")
+
+
+@dataclass
+class LiquidMDNConfig(RecurrentMDNConfig):
+    """``liquid_mdn``: CfC encoder (see :class:`RecurrentMDNConfig`)."""
+
+    cell: str = "cfc"
+    required_cell: ClassVar[str | None] = "cfc"
+
+
+@dataclass
+class LSTMMDNConfig(RecurrentMDNConfig):
+    """``lstm_mdn``: the same head with an LSTM encoder (see :class:`RecurrentMDNConfig`)."""
+
+    cell: str = "lstm"
+    rnn_layers: int = 2
+    rnn_hidden: int = 400
+    required_cell: ClassVar[str | None] = "lstm"
+
+
+@dataclass
+class GRUMDNConfig(RecurrentMDNConfig):
+    """``gru_mdn``: the same head with a GRU encoder (see :class:`RecurrentMDNConfig`)."""
+
+    cell: str = "gru"
+    rnn_layers: int = 2
+    rnn_hidden: int = 460
+    required_cell: ClassVar[str | None] = "gru"

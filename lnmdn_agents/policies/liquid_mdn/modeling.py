@@ -1,0 +1,285 @@
+"""Recurrent mixture-density policies: ``liquid_mdn`` (CfC), ``lstm_mdn`` and ``gru_mdn``.
+
+::
+
+    obs (B, To, Do) -> normalise -> backbone tokens (B, To, d)
+        -> recurrent encoder (CfC / LSTM / GRU, rnn_layers x rnn_hidden) -> summary (B, H)
+        -> GRU decoder over the horizon, h0 = tanh(W summary):
+             step t input = embed(a(t-1)) + step_embedding(t) + W' summary   (a(-1) = learned start)
+             step t output -> mixture head: K weights, K means (Da), K stds (Da, >= min_std)
+
+    chunk        :  |a(t-1)|a(t) ... a(t+14)|                   (T steps, normalised, then raw)
+
+The model is autoregressive, so the density of a chunk is exact:
+``log p(a | o) = sum_t log sum_k pi_k(t) N(a(t); mu_k(t), diag sigma_k(t)^2)`` evaluated with the
+true previous actions (teacher forcing). Sampling feeds back sampled actions (so samples follow that
+density); ``deterministic=True`` feeds back the most likely component's mean at each step.
+
+Training loss: ``(1 - w) * NLL_teacher_forced + w * NLL_free_running`` per action element, where the
+free-running pass feeds back the model's own deterministic actions (detached) and ``w`` rises
+linearly from 0 to ``free_running_max`` over the epochs (:meth:`on_epoch_start`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ncps.torch import CfC
+from torch import Tensor, nn
+
+from lnmdn_agents.policies.backbone import ObservationBackbone
+from lnmdn_agents.policies.base import PolicyBase, register_policy
+from lnmdn_agents.policies.liquid_mdn.configuration import (
+    GRUMDNConfig,
+    LiquidMDNConfig,
+    LSTMMDNConfig,
+    RecurrentMDNConfig,
+)
+
+__all__ = [
+    "GRUMDNPolicy",
+    "LSTMMDNPolicy",
+    "LiquidMDNPolicy",
+    "MixtureParams",
+    "RecurrentMDNPolicy",
+    "mixture_log_prob",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class MixtureParams:
+    """Per-step diagonal Gaussian mixture.
+
+    Attributes:
+        log_weights: (..., K), log-softmax of the component logits.
+        means: (..., K, Da).
+        stds: (..., K, Da), each >= the config's ``min_std``.
+    """
+
+    def __init__(self, log_weights: Tensor, means: Tensor, stds: Tensor):
+        self.log_weights = log_weights
+        self.means = means
+        self.stds = stds
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Log-density of ``x`` (..., Da) under the mixture -> (...)."""
+        return mixture_log_prob(self.log_weights, self.means, self.stds, x)
+
+    def mode_mean(self) -> Tensor:
+        """The most likely component's mean (..., Da)."""
+        k = self.log_weights.argmax(dim=-1)
+        idx = k[..., None, None].expand(*k.shape, 1, self.means.shape[-1])
+        return self.means.gather(-2, idx).squeeze(-2)
+
+    def sample(self) -> Tensor:
+        """One sample (..., Da): a component by its weight, then a Gaussian draw."""
+        flat = self.log_weights.reshape(-1, self.log_weights.shape[-1])
+        k = torch.multinomial(flat.exp(), 1).reshape(self.log_weights.shape[:-1])
+        idx = k[..., None, None].expand(*k.shape, 1, self.means.shape[-1])
+        mu = self.means.gather(-2, idx).squeeze(-2)
+        sd = self.stds.gather(-2, idx).squeeze(-2)
+        return mu + sd * torch.randn_like(mu)
+
+
+def mixture_log_prob(log_weights: Tensor, means: Tensor, stds: Tensor, x: Tensor) -> Tensor:
+    """Log-density of a diagonal Gaussian mixture, with a stable log-sum-exp over components.
+
+    Args:
+        log_weights: (..., K), normalised (``log_softmax`` of the logits).
+        means: (..., K, Da).
+        stds: (..., K, Da), > 0.
+        x: (..., Da).
+
+    Returns:
+        (...): ``log sum_k w_k prod_d N(x_d; mu_kd, std_kd^2)``.
+    """
+    z = (x.unsqueeze(-2) - means) / stds
+    comp = -0.5 * (z * z + _LOG_2PI) - torch.log(stds)
+    return torch.logsumexp(log_weights + comp.sum(-1), dim=-1)
+
+
+class RecurrentMDNPolicy(PolicyBase):
+    """Shared implementation of the three recurrent MDN heads (the cell is a config field).
+
+    Args:
+        config: a :class:`RecurrentMDNConfig` subclass.
+        stats: normalisation statistics (see :class:`MinMaxNormalizer`).
+    """
+
+    config_class: ClassVar[type[RecurrentMDNConfig]] = RecurrentMDNConfig
+    config: RecurrentMDNConfig
+
+    def __init__(
+        self, config: RecurrentMDNConfig, stats: dict[str, dict[str, np.ndarray]] | None = None
+    ):
+        super().__init__(config, stats)
+        c = config
+        self.backbone = ObservationBackbone(c)
+        if c.cell == "cfc":
+            self.encoder = nn.ModuleList(
+                CfC(
+                    c.d_model if i == 0 else c.rnn_hidden,
+                    c.rnn_hidden,
+                    return_sequences=True,
+                    batch_first=True,
+                    backbone_units=c.cfc_backbone_units,
+                    backbone_layers=c.cfc_backbone_layers,
+                )
+                for i in range(c.rnn_layers)
+            )
+        else:
+            rnn = nn.LSTM if c.cell == "lstm" else nn.GRU
+            self.encoder = nn.ModuleList(
+                [rnn(c.d_model, c.rnn_hidden, num_layers=c.rnn_layers, batch_first=True)]
+            )
+        k, da, e = c.n_components, c.action_dim, c.action_embed_dim
+        self.init_proj = nn.Linear(c.rnn_hidden, c.decoder_hidden)
+        self.cond_proj = nn.Linear(c.rnn_hidden, e)
+        self.action_embed = nn.Linear(da, e)
+        self.start_embed = nn.Parameter(torch.zeros(e))
+        self.step_embed = nn.Parameter(torch.randn(c.horizon, e) * 0.02)
+        self.decoder = nn.GRU(e, c.decoder_hidden, batch_first=True)
+        self.head = nn.Linear(c.decoder_hidden, k * (1 + 2 * da))
+        self.free_running_weight = 0.0
+
+    # -- building blocks ------------------------------------------------------------------------
+    def encode(self, obs_n: Tensor) -> Tensor:
+        """Normalised obs (B, To, Do) -> summary (B, rnn_hidden)."""
+        x = self.backbone.tokens(obs_n)
+        for layer in self.encoder:
+            x = layer(x)[0]
+        return x[:, -1]
+
+    def _mixture(self, h: Tensor) -> MixtureParams:
+        """Decoder features (..., decoder_hidden) -> mixture parameters."""
+        k, da = self.config.n_components, self.config.action_dim
+        out = self.head(h)
+        logits, mean, raw_std = out.split([k, k * da, k * da], dim=-1)
+        shape = (*h.shape[:-1], k, da)
+        stds = self.config.min_std + F.softplus(raw_std.reshape(shape))
+        return MixtureParams(F.log_softmax(logits, dim=-1), mean.reshape(shape), stds)
+
+    def _decoder_init(self, summary: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.tanh(self.init_proj(summary)), self.cond_proj(summary)
+
+    def teacher_forced(self, summary: Tensor, action_n: Tensor) -> MixtureParams:
+        """Mixtures for every step given the true previous actions: action_n (B, T, Da)."""
+        h0, cond = self._decoder_init(summary)
+        b = action_n.shape[0]
+        prev = torch.cat(
+            [self.start_embed.expand(b, 1, -1), self.action_embed(action_n[:, :-1])], dim=1
+        )
+        x = prev + self.step_embed + cond[:, None]
+        out, _ = self.decoder(x, h0[None].contiguous())
+        return self._mixture(out)
+
+    def decode(
+        self, summary: Tensor, mode: str, targets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Autoregressive decoding over the horizon, one GRU step at a time.
+
+        Args:
+            summary: (B, rnn_hidden).
+            mode: ``"mode"`` (feed back the most likely component's mean) or ``"sample"``.
+            targets: optional normalised actions (B, T, Da) to score under each step's mixture.
+
+        Returns:
+            actions (B, T, Da) normalised, and the log-density of ``targets`` (B,) if given.
+        """
+        h, cond = self._decoder_init(summary)
+        g = self.decoder
+        weights = cast(
+            tuple[Tensor, Tensor, Tensor, Tensor],
+            (g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0),
+        )
+        b = summary.shape[0]
+        inp = self.start_embed.expand(b, -1)
+        actions, logp = [], []
+        for t in range(self.config.horizon):
+            x = inp + self.step_embed[t] + cond
+            h = torch.gru_cell(x, h, *weights)
+            mix = self._mixture(h)
+            a = mix.mode_mean() if mode == "mode" else mix.sample()
+            if targets is not None:
+                logp.append(mix.log_prob(targets[:, t]))
+                a = a.detach()
+            actions.append(a)
+            inp = self.action_embed(a)
+        total = torch.stack(logp, 1).sum(1) if targets is not None else None
+        return torch.stack(actions, dim=1), total
+
+    # -- protocol -------------------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
+        """Shift the loss towards free-running decoding: weight 0 at epoch 0, max at the last."""
+        frac = epoch / max(1, n_epochs - 1)
+        self.free_running_weight = self.config.free_running_max * min(1.0, max(0.0, frac))
+
+    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Mixed teacher-forced / free-running NLL per action element (see the module doc)."""
+        obs, action = self.check_batch(batch)
+        obs_n = self.normalizer.normalize_obs(obs)
+        act_n = self.normalizer.normalize_action(action)
+        summary = self.encode(obs_n)
+        n_el = self.config.horizon * self.config.action_dim
+        nll_tf = -self.teacher_forced(summary, act_n).log_prob(act_n).sum(1).mean() / n_el
+        w = self.free_running_weight
+        metrics = {"nll_teacher_forced": float(nll_tf.detach()), "free_running_weight": w}
+        loss = nll_tf
+        if w > 0:
+            _, logp = self.decode(summary, "mode", targets=act_n)
+            assert logp is not None
+            nll_fr = -logp.mean() / n_el
+            loss = (1.0 - w) * nll_tf + w * nll_fr
+            metrics["nll_free_running"] = float(nll_fr.detach())
+        return loss, metrics
+
+    @torch.no_grad()
+    def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:
+        """Exact log-density (B,) of the normalised chunk ``action`` (B, T, Da, raw units in)."""
+        obs_t, act = self.check_batch({"obs": obs, "action": action})
+        summary = self.encode(self.normalizer.normalize_obs(obs_t))
+        act_n = self.normalizer.normalize_action(act)
+        return self.teacher_forced(summary, act_n).log_prob(act_n).sum(1)
+
+    @torch.no_grad()
+    def predict_chunk(self, obs: Tensor, *, deterministic: bool = False) -> Tensor:
+        """(B, To, Do) raw observations -> (B, T, Da) raw actions."""
+        summary = self.encode(self.normalizer.normalize_obs(self.check_obs(obs)))
+        actions, _ = self.decode(summary, "mode" if deterministic else "sample")
+        return self.normalizer.unnormalize_action(actions)
+
+    @torch.no_grad()
+    def sample_chunks(self, obs: Tensor, k: int) -> Tensor:
+        """(B, To, Do) -> (B, k, T, Da): k samples per observation, decoded as one batch."""
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k=}")
+        summary = self.encode(self.normalizer.normalize_obs(self.check_obs(obs)))
+        b = summary.shape[0]
+        actions, _ = self.decode(summary.repeat_interleave(k, dim=0), "sample")
+        return self.normalizer.unnormalize_action(actions).reshape(b, k, *actions.shape[1:])
+
+
+@register_policy("liquid_mdn")
+class LiquidMDNPolicy(RecurrentMDNPolicy):
+    """CfC (liquid) encoder + autoregressive GRU decoder + mixture density head."""
+
+    config_class: ClassVar[type[RecurrentMDNConfig]] = LiquidMDNConfig
+
+
+@register_policy("lstm_mdn")
+class LSTMMDNPolicy(RecurrentMDNPolicy):
+    """LSTM encoder ablation of :class:`LiquidMDNPolicy` (robomimic BC-RNN-GMM analogue)."""
+
+    config_class: ClassVar[type[RecurrentMDNConfig]] = LSTMMDNConfig
+
+
+@register_policy("gru_mdn")
+class GRUMDNPolicy(RecurrentMDNPolicy):
+    """GRU encoder ablation of :class:`LiquidMDNPolicy`."""
+
+    config_class: ClassVar[type[RecurrentMDNConfig]] = GRUMDNConfig
