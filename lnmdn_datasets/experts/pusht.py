@@ -1,0 +1,425 @@
+"""Push-T expert: a push planner over our own simulator.
+
+The expert repeats one decision until the block sits on the goal::
+
+    1. candidate contacts : points on the T's outline (every ``contact_spacing`` px), each pushed
+                            along the edge's inward normal (contacts are frictionless, so only
+                            the normal component of a push acts);
+    2. lookahead          : each candidate push is simulated in a scratch PushTEnv from the
+                            current block pose (``reset_to_state``), recording the pose error
+                            after every step of the push;
+    3. choice             : the (contact, length) with the best error decrease per env step,
+                            counting the steps to walk around the block to the contact; one of the
+                            near-best options is drawn at random, so demonstrations differ;
+    4. execution          : walk around the T (a ring of waypoints outside its convex hull),
+                            push, then decide again (also when the block moved unexpectedly).
+
+The pose error is the mean squared distance between the block's and the goal's keypoints (the
+T's 8 outline corners and its centre of mass), which weighs translation and rotation together and
+has a single minimum. Pushes shorten as the error shrinks, which is what the final ~2 px / ~2 deg
+precision of coverage > 0.95 needs.
+
+Usage (the Expert protocol, on the single-step task env)::
+
+    env = lnmdn_envs.make_task_env("lnmdn/PushT-v0")
+    expert = PushTExpert()
+    obs, info = env.reset(seed=0)
+    expert.reset(env, np.random.default_rng(0))
+    while True:
+        obs, reward, terminated, truncated, info = env.step(expert.act(env, obs))
+        if terminated or truncated:
+            break
+
+``measure_success(n_episodes, seed)`` runs that loop over seeded episodes and reports success rate,
+episode lengths and speed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from lnmdn_envs._pusht_geometry import T_KEYPOINTS
+from lnmdn_envs.pusht import AGENT_RADIUS, GOAL_POSE, WORKSPACE, PushTEnv
+
+__all__ = ["PushTExpert", "measure_success"]
+
+logger = logging.getLogger(__name__)
+
+Point = tuple[float, float]
+
+# The T's outline in its body frame (a simple polygon; the stem hangs off the bar at y = 30).
+_OUTLINE: tuple[Point, ...] = (
+    (-60.0, 0.0),
+    (60.0, 0.0),
+    (60.0, 30.0),
+    (15.0, 30.0),
+    (15.0, 120.0),
+    (-15.0, 120.0),
+    (-15.0, 30.0),
+    (-60.0, 30.0),
+)
+_RECTS_LOCAL: tuple[tuple[Point, ...], ...] = (
+    ((-60.0, 0.0), (60.0, 0.0), (60.0, 30.0), (-60.0, 30.0)),
+    ((-15.0, 30.0), (15.0, 30.0), (15.0, 120.0), (-15.0, 120.0)),
+)
+_KP = np.asarray(T_KEYPOINTS)  # (9, 2) body-frame keypoints
+
+
+def _keypoints(x: float, y: float, angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.stack([x + c * _KP[:, 0] - s * _KP[:, 1], y + s * _KP[:, 0] + c * _KP[:, 1]], axis=1)
+
+
+_GOAL_KP = _keypoints(*GOAL_POSE)
+
+
+def pose_error(x: float, y: float, angle: float) -> float:
+    """Mean squared keypoint distance (px^2) between the block at ``(x, y, angle)`` and the goal."""
+    d = _keypoints(x, y, angle) - _GOAL_KP
+    return float(np.mean(np.sum(d * d, axis=1)))
+
+
+def _to_world(points: tuple[Point, ...], x: float, y: float, angle: float) -> list[Point]:
+    c, s = math.cos(angle), math.sin(angle)
+    return [(x + c * px - s * py, y + s * px + c * py) for px, py in points]
+
+
+def _point_segment_distance(p: Point, a: Point, b: Point) -> float:
+    abx, aby = b[0] - a[0], b[1] - a[1]
+    apx, apy = p[0] - a[0], p[1] - a[1]
+    denom = abx * abx + aby * aby
+    t = 0.0 if denom == 0.0 else max(0.0, min(1.0, (apx * abx + apy * aby) / denom))
+    dx, dy = apx - t * abx, apy - t * aby
+    return math.hypot(dx, dy)
+
+
+def _segments_cross(a: Point, b: Point, c: Point, d: Point) -> bool:
+    def orient(p: Point, q: Point, r: Point) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    o1, o2 = orient(a, b, c), orient(a, b, d)
+    o3, o4 = orient(c, d, a), orient(c, d, b)
+    return (o1 > 0) != (o2 > 0) and (o3 > 0) != (o4 > 0)
+
+
+def _inside_convex(p: Point, poly: list[Point]) -> bool:
+    sign = 0.0
+    n = len(poly)
+    for i in range(n):
+        a, b = poly[i], poly[(i + 1) % n]
+        cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+        if cross != 0.0:
+            if sign == 0.0:
+                sign = cross
+            elif (cross > 0) != (sign > 0):
+                return False
+    return True
+
+
+def _segment_clearance(a: Point, b: Point, rects: list[list[Point]]) -> float:
+    """Smallest distance between segment ab and the T (0 if they intersect)."""
+    best = math.inf
+    for rect in rects:
+        if _inside_convex(a, rect) or _inside_convex(b, rect):
+            return 0.0
+        n = len(rect)
+        for i in range(n):
+            c, d = rect[i], rect[(i + 1) % n]
+            if _segments_cross(a, b, c, d):
+                return 0.0
+            best = min(
+                best,
+                _point_segment_distance(c, a, b),
+                _point_segment_distance(a, c, d),
+                _point_segment_distance(b, c, d),
+            )
+    return best
+
+
+def _convex_hull(points: list[Point]) -> list[Point]:
+    pts = sorted(set(points))
+
+    def cross(o: Point, a: Point, b: Point) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[Point] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    upper: list[Point] = []
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return lower[:-1] + upper[:-1]  # counter-clockwise
+
+
+def _ring(hull: list[Point], radius: float) -> list[Point]:
+    """Waypoints around a CCW convex hull at distance ~``radius`` (3 per corner)."""
+    ring: list[Point] = []
+    n = len(hull)
+    for i in range(n):
+        prev, cur, nxt = hull[i - 1], hull[i], hull[(i + 1) % n]
+        normals = []
+        for a, b in ((prev, cur), (cur, nxt)):
+            ex, ey = b[0] - a[0], b[1] - a[1]
+            length = math.hypot(ex, ey)
+            normals.append((ey / length, -ex / length))  # outward for a CCW polygon
+        (n1x, n1y), (n2x, n2y) = normals
+        mx, my = n1x + n2x, n1y + n2y
+        ml = math.hypot(mx, my) or 1.0
+        for nx, ny in ((n1x, n1y), (mx / ml, my / ml), (n2x, n2y)):
+            ring.append((cur[0] + radius * nx, cur[1] + radius * ny))
+    return ring
+
+
+@dataclass
+class _Option:
+    score: float
+    waypoints: list[Point]
+    pushes: list[Point]
+    retreat: Point
+
+
+class PushTExpert:
+    """Push planner for ``lnmdn/PushT-v0`` (the Expert protocol of ``lnmdn_datasets.experts``).
+
+    Args:
+        contact_spacing: spacing (px) of candidate contact points along the T's outline.
+        max_push_steps: longest push considered, in env steps.
+        nav_step: commanded advance (px) per env step while walking around the block.
+        ring_margin: clearance (px) between the agent's edge and the T's convex hull on the walk.
+        near_best: options scoring at least this fraction of the best are drawn uniformly (the
+            source of variation between demonstrations); 1.0 always takes the best.
+    """
+
+    def __init__(
+        self,
+        contact_spacing: float = 15.0,
+        max_push_steps: int = 8,
+        nav_step: float = 25.0,
+        ring_margin: float = 14.0,
+        near_best: float = 0.8,
+    ):
+        if contact_spacing <= 0 or max_push_steps < 1 or nav_step <= 0 or ring_margin < 0:
+            raise ValueError(
+                "PushTExpert needs contact_spacing > 0, max_push_steps >= 1, nav_step > 0, "
+                f"ring_margin >= 0; got {contact_spacing=}, {max_push_steps=}, {nav_step=}, "
+                f"{ring_margin=}"
+            )
+        if not 0.0 < near_best <= 1.0:
+            raise ValueError(f"near_best must be in (0, 1], got {near_best=}")
+        self.contact_spacing = float(contact_spacing)
+        self.max_push_steps = int(max_push_steps)
+        self.nav_step = float(nav_step)
+        self.ring_margin = float(ring_margin)
+        self.near_best = float(near_best)
+        self._scratch = PushTEnv(obs_type="state")
+        self._rng = np.random.default_rng(0)
+        self._queue: list[Point] = []
+        self._planned_block: np.ndarray | None = None
+        self._push_scale = 1.0
+        self._walk_left = 0
+        self._contacts_local = self._contact_points()
+
+    # ------------------------------------------------------------------ Expert protocol
+    def reset(self, env: gym.Env[Any, Any], rng: np.random.Generator) -> None:
+        """Start an episode; ``rng`` draws this demonstration's push speed and choices."""
+        self._check_env(env)
+        self._rng = rng
+        self._queue = []
+        self._planned_block = None
+        self._walk_left = 0
+        self._push_scale = float(rng.uniform(0.8, 1.25))
+
+    def act(self, env: gym.Env[Any, Any], obs: np.ndarray) -> np.ndarray:
+        """Return the commanded agent position ``(2,)`` float32 for the current state."""
+        sim = self._check_env(env)
+        state = sim.get_state()
+        block = state[2:]
+        if self._queue and self._walk_left > 0 and self._planned_block is not None:
+            moved = np.abs(block - self._planned_block)
+            if moved[0] > 0.5 or moved[1] > 0.5 or moved[2] > 0.01:
+                self._queue = []  # bumped the block while walking to the contact: decide again
+        if not self._queue:
+            self._queue = self._plan(state)
+            self._planned_block = block.copy()
+        self._walk_left -= 1
+        return np.asarray(self._queue.pop(0), dtype=np.float32)
+
+    # ------------------------------------------------------------------ planning
+    @staticmethod
+    def _check_env(env: gym.Env[Any, Any]) -> PushTEnv:
+        sim = env.unwrapped
+        if not isinstance(sim, PushTEnv):
+            raise TypeError(
+                f"PushTExpert drives lnmdn/PushT-v0 (PushTEnv), got {type(sim).__name__}; "
+                "build the env with lnmdn_envs.make_task_env('lnmdn/PushT-v0')"
+            )
+        return sim
+
+    def _contact_points(self) -> list[tuple[Point, Point]]:
+        """(point, outward normal) pairs along the T's outline, in the body frame."""
+        out = []
+        n = len(_OUTLINE)
+        area2 = sum(
+            _OUTLINE[i][0] * _OUTLINE[(i + 1) % n][1] - _OUTLINE[(i + 1) % n][0] * _OUTLINE[i][1]
+            for i in range(n)
+        )
+        orient = 1.0 if area2 > 0 else -1.0
+        for i in range(n):
+            (ax, ay), (bx, by) = _OUTLINE[i], _OUTLINE[(i + 1) % n]
+            length = math.hypot(bx - ax, by - ay)
+            nx, ny = orient * (by - ay) / length, -orient * (bx - ax) / length
+            k = max(1, round(length / self.contact_spacing))
+            for j in range(k):
+                t = (j + 0.5) / k
+                out.append(((ax + t * (bx - ax), ay + t * (by - ay)), (nx, ny)))
+        return out
+
+    def _plan(self, state: np.ndarray) -> list[Point]:
+        agent = (float(state[0]), float(state[1]))
+        bx, by, angle = (float(v) for v in state[2:])
+        err0 = pose_error(bx, by, angle)
+        rects = [_to_world(r, bx, by, angle) for r in _RECTS_LOCAL]
+        hull = _convex_hull([p for r in rects for p in r])
+        ring = _ring(hull, AGENT_RADIUS + self.ring_margin)
+        c, s = math.cos(angle), math.sin(angle)
+        # Push length per step shrinks with the error: long pushes far away, fine ones near.
+        step = self._push_scale * min(12.0, max(1.0, 0.12 * math.sqrt(err0)))
+        options: list[_Option] = []
+        for (px, py), (nx, ny) in self._contacts_local:
+            wx, wy = bx + c * px - s * py, by + s * px + c * py
+            wnx, wny = c * nx - s * ny, s * nx + c * ny
+            gap = AGENT_RADIUS + 2.0
+            pre = (wx + gap * wnx, wy + gap * wny)
+            if not (0.0 <= pre[0] <= WORKSPACE and 0.0 <= pre[1] <= WORKSPACE):
+                continue
+            if min(_segment_clearance(pre, pre, [r]) for r in rects) < AGENT_RADIUS + 1.0:
+                continue  # the agent does not fit there (inside the T's corners)
+            walk = self._walk(agent, pre, rects, ring)
+            if walk is None:
+                continue
+            walk_steps = len(walk)
+            self._scratch.reset(options={"reset_to_state": [pre[0], pre[1], bx, by, angle]})
+            pushes: list[Point] = []
+            for k in range(1, self.max_push_steps + 1):
+                cmd = (pre[0] - wnx * step * k, pre[1] - wny * step * k)
+                pushes.append(cmd)
+                _, _, terminated, _, info = self._scratch.step(cmd)
+                x, y, a = info["block_pose"]
+                err = 0.0 if terminated else pose_error(x, y, a)
+                gain = err0 - err
+                if gain <= 0:
+                    continue
+                score = gain / (walk_steps + k + 1)
+                retreat = (cmd[0] + wnx * (step + 6.0), cmd[1] + wny * (step + 6.0))
+                options.append(_Option(score, walk, list(pushes), retreat))
+        if not options:
+            # Nothing helps from here (rare): step back from the block and look again.
+            away = np.asarray(agent) - np.asarray([bx, by])
+            away = away / (np.linalg.norm(away) + 1e-9) * 20.0
+            target = np.clip(np.asarray(agent) + away, 0, WORKSPACE)
+            self._walk_left = 0
+            return [(float(target[0]), float(target[1]))]
+        best = max(o.score for o in options)
+        pool = [o for o in options if o.score >= self.near_best * best]
+        choice = pool[int(self._rng.integers(len(pool)))]
+        self._walk_left = len(choice.waypoints)
+        return [*choice.waypoints, *choice.pushes, choice.retreat]
+
+    def _walk(
+        self, start: Point, goal: Point, rects: list[list[Point]], ring: list[Point]
+    ) -> list[Point] | None:
+        """Commanded positions that take the agent from ``start`` to ``goal`` around the T."""
+        clearance = AGENT_RADIUS + 1.0
+        if _segment_clearance(start, goal, rects) >= clearance:
+            path = [start, goal]
+        else:
+            n = len(ring)
+            seg = [math.dist(ring[i], ring[(i + 1) % n]) for i in range(n)]
+            total = sum(seg)
+            cum = [0.0]
+            for length in seg[:-1]:
+                cum.append(cum[-1] + length)
+            entries = [
+                i for i in range(n) if _segment_clearance(start, ring[i], rects) >= clearance
+            ]
+            exits = [j for j in range(n) if _segment_clearance(ring[j], goal, rects) >= clearance]
+            best: tuple[float, list[Point]] | None = None
+            for i in entries:
+                di = math.dist(start, ring[i])
+                for j in exits:
+                    fwd = (cum[j] - cum[i]) % total
+                    for direction, arc in ((1, fwd), (-1, total - fwd if fwd else 0.0)):
+                        length = di + arc + math.dist(ring[j], goal)
+                        if best is None or length < best[0]:
+                            idx = [i]
+                            while idx[-1] != j:
+                                idx.append((idx[-1] + direction) % n)
+                            best = (length, [start, *[ring[k] for k in idx], goal])
+            if best is None:
+                return None
+            path = best[1]
+        # Discretise into commanded positions, nav_step apart.
+        cmds: list[Point] = []
+        for a, b in itertools.pairwise(path):
+            d = math.dist(a, b)
+            k = max(1, math.ceil(d / self.nav_step))
+            for j in range(1, k + 1):
+                t = j / k
+                cmds.append((a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])))
+        return cmds
+
+
+def measure_success(
+    n_episodes: int = 200, seed: int = 0, expert: PushTExpert | None = None
+) -> dict[str, Any]:
+    """Run the expert on ``n_episodes`` seeded episodes of lnmdn/PushT-v0 (300-step limit).
+
+    Episode ``i`` resets with seed ``seed + i`` and gives the expert
+    ``np.random.default_rng([seed, i])``.
+
+    Returns:
+        ``success_rate``, ``mean_score`` (final coverage score), ``lengths`` (per episode),
+        ``mean_length``, ``successes`` (per episode), ``seconds_per_episode``, ``steps_per_second``.
+    """
+    import lnmdn_envs
+
+    env = lnmdn_envs.make_task_env("lnmdn/PushT-v0")
+    expert = expert or PushTExpert()
+    successes, lengths, scores = [], [], []
+    start = time.perf_counter()
+    for i in range(n_episodes):
+        obs, info = env.reset(seed=seed + i)
+        expert.reset(env, np.random.default_rng([seed, i]))
+        n = 0
+        while True:
+            obs, _, terminated, truncated, info = env.step(expert.act(env, obs))
+            n += 1
+            if terminated or truncated:
+                break
+        successes.append(bool(info["is_success"]))
+        lengths.append(n)
+        scores.append(float(info["score"]))
+        logger.info("episode %d: success=%s length=%d", i, successes[-1], n)
+    elapsed = time.perf_counter() - start
+    return {
+        "n_episodes": n_episodes,
+        "success_rate": float(np.mean(successes)),
+        "mean_score": float(np.mean(scores)),
+        "mean_length": float(np.mean(lengths)),
+        "lengths": lengths,
+        "successes": successes,
+        "seconds_per_episode": elapsed / n_episodes,
+        "steps_per_second": float(np.sum(lengths)) / elapsed,
+    }
