@@ -27,6 +27,11 @@ def _setup(
     )
 
 
+from lnmdn_agents.evaluation.cli import eval_command  # noqa: E402
+
+app.command("eval")(eval_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,64 @@
+"""``lnmdn eval RUN [RUN ...]``: evaluate run folders, write ``eval_info.json``, print a table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+__all__ = ["eval_command"]
+
+logger = logging.getLogger(__name__)
+
+
+def eval_command(
+    runs: list[Path] = typer.Argument(
+        ..., help="Run folders (config.json + model.safetensors), e.g. runs/pusht/liquid_mdn."
+    ),
+    env: str | None = typer.Option(
+        None, "--env", help="Env id for the rollouts; default: the env of the run's dataset."
+    ),
+    episodes: int = typer.Option(20, "--episodes", "-n", help="Closed-loop episodes (0: none)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="Dataset for the offline metrics; default: the run's own."
+    ),
+    n_envs: int | None = typer.Option(None, "--n-envs", help="Vector envs (default min(N, 8))."),
+    max_windows: int = typer.Option(
+        2000, "--max-windows", help="Test windows for the offline metrics (0: all)."
+    ),
+    offline: bool = typer.Option(True, "--offline/--no-offline", help="Offline metrics."),
+    videos: Path | None = typer.Option(
+        None, "--videos", help="Write gifs of the first 2 episodes of each run under this folder."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+) -> None:
+    """Evaluate one or several runs (offline + closed loop) and print a comparison table."""
+    from lnmdn_agents.evaluation.report import comparison_rows, format_table
+    from lnmdn_agents.evaluation.runs import evaluate_run
+
+    if episodes < 0:
+        raise typer.BadParameter(f"--episodes must be >= 0, got {episodes}")
+    infos = []
+    for run in runs:
+        if not (run / "config.json").is_file():
+            raise typer.BadParameter(
+                f"{run} is not a run folder (no config.json); pass folders written by lnmdn train"
+            )
+        info = evaluate_run(
+            run,
+            env_id=env,
+            n_episodes=episodes,
+            dataset_id=dataset,
+            n_envs=n_envs,
+            offline=offline,
+            max_windows=max_windows or None,
+            video_dir=(videos / run.name) if videos else None,
+            seed=seed,
+        )
+        info["name"] = str(run)
+        infos.append(info)
+        logger.info("wrote %s", run / "eval_info.json")
+    header, rows = comparison_rows(infos)
+    typer.echo(format_table(header, rows))
+    typer.echo("errors in normalised action units; NLL* = diffusion bound; success: Wilson 95% CI")

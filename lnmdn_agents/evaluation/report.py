@@ -1,0 +1,333 @@
+"""Comparison tables (plain text and Markdown) and the benchmark's figures (matplotlib, Agg).
+
+Inputs are the JSON-ready dicts that :func:`~lnmdn_agents.evaluation.evaluate_offline`,
+:func:`~lnmdn_agents.evaluation.evaluate` and :func:`~lnmdn_agents.evaluation.policy_latency`
+return, grouped per run as ``{"name", "policy", "offline", "closed_loop", "latency", "params"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["comparison_rows", "format_table", "markdown_table"]
+
+logger = logging.getLogger(__name__)
+
+
+def _fmt(x: Any, spec: str = ".3g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return format(x, spec)
+
+
+def comparison_rows(entries: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table, one row per evaluated run.
+
+    Columns: run, policy, parameters, NLL/element (``*`` = bound), deterministic MSE, best-of-1
+    and best-of-K_max MSE, diversity, success rate [95% CI], mean score, mean episode length,
+    latency (end to end / head, ms). Errors are in normalised action units.
+    """
+    k_max = 1
+    for e in entries:
+        bok = (e.get("offline") or {}).get("best_of_k_mse") or {}
+        if bok:
+            k_max = max(k_max, max(int(k) for k in bok))
+    header = [
+        "run",
+        "policy",
+        "params",
+        "NLL/el",
+        "MSE det",
+        "best-of-1",
+        f"best-of-{k_max}",
+        "diversity",
+        "success [95% CI]",
+        "score",
+        "ep len",
+        "latency ms e2e/head",
+    ]
+    rows = []
+    for e in entries:
+        off = e.get("offline") or {}
+        cl = e.get("closed_loop") or {}
+        lat = e.get("latency") or {}
+        params = (e.get("params") or {}).get("total")
+        nll = off.get("nll")
+        nll_s = (
+            "-"
+            if nll is None
+            else _fmt(nll, ".3f") + ("*" if off.get("nll_kind") == "bound" else "")
+        )
+        bok = off.get("best_of_k_mse") or {}
+        if cl:
+            lo, hi = cl.get("success_ci95", [math.nan, math.nan])
+            succ = f"{cl['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] (n={cl['n_episodes']})"
+        else:
+            succ = "-"
+        rows.append(
+            [
+                str(e.get("name", "")),
+                str(e.get("policy", "")),
+                "-" if params is None else f"{params / 1e6:.2f}M",
+                nll_s,
+                _fmt(off.get("mse_deterministic")),
+                _fmt(bok.get("1")),
+                _fmt(bok.get(str(k_max))),
+                _fmt(off.get("diversity")),
+                succ,
+                _fmt(cl.get("mean_score"), ".3f"),
+                _fmt(cl.get("mean_length"), ".0f"),
+                f"{_fmt(lat.get('end_to_end_ms'), '.1f')}/{_fmt(lat.get('head_ms'), '.1f')}",
+            ]
+        )
+    return header, rows
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Fixed-width text table."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """GitHub-flavoured Markdown table."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# -- figures ------------------------------------------------------------------------------------
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "font.size": 10, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+COLORS = {
+    "liquid_mdn": "#1f77b4",
+    "diffusion": "#d62728",
+    "lwd": "#2ca02c",
+    "lstm_mdn": "#9467bd",
+    "gru_mdn": "#ff7f0e",
+}
+
+
+def color(policy: str) -> str:
+    """A stable colour per policy name."""
+    if policy in COLORS:
+        return COLORS[policy]
+    palette = ["#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    return palette[sum(map(ord, policy)) % len(palette)]
+
+
+def _axes(plt: Any, n: int, width: float = 4.6, height: float = 3.6) -> tuple[Any, list[Any]]:
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def plot_curves(
+    curves: dict[str, dict[str, dict[str, list[float]]]], path: Path, key: str = "val/nll"
+) -> Path | None:
+    """``curves[task][policy] = {"epoch": [...], key: [...]}`` -> one panel per task."""
+    tasks = [t for t in curves if any(key in c and c[key] for c in curves[t].values())]
+    if not tasks:
+        return None
+    plt = _plt()
+    fig, axes = _axes(plt, len(tasks))
+    for ax, task in zip(axes, tasks, strict=True):
+        for policy, c in sorted(curves[task].items()):
+            if c.get(key):
+                ep = c.get("epoch") or list(range(1, len(c[key]) + 1))
+                ax.plot(ep, c[key], marker="o", ms=3, color=color(policy), label=policy)
+                if c.get(f"{key}_std"):
+                    m, s = np.asarray(c[key]), np.asarray(c[f"{key}_std"])
+                    ax.fill_between(ep, m - s, m + s, color=color(policy), alpha=0.15)
+        ax.set_title(f"{task}: validation NLL per action element")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("NLL / element (normalised units; diffusion: bound)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_best_of_k(data: dict[str, dict[str, dict[str, float]]], path: Path) -> Path | None:
+    """``data[task][policy] = {"1": mse, "2": ..., ...}`` -> best-of-K MSE against K (log y)."""
+    if not data:
+        return None
+    plt = _plt()
+    fig, axes = _axes(plt, len(data))
+    for ax, (task, per_policy) in zip(axes, data.items(), strict=True):
+        for policy, bok in sorted(per_policy.items()):
+            ks = sorted(int(k) for k in bok)
+            ax.plot(ks, [bok[str(k)] for k in ks], marker="o", color=color(policy), label=policy)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks([1, 2, 5, 10])
+        ax.set_xticklabels(["1", "2", "5", "10"])
+        ax.set_title(f"{task}: best-of-K MSE")
+        ax.set_xlabel("K (samples drawn)")
+        ax.set_ylabel("MSE (normalised action units)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_per_step(data: dict[str, dict[str, list[float]]], path: Path) -> Path | None:
+    """``data[task][policy] = per-step MSE (T,)`` -> error against the horizon step."""
+    if not data:
+        return None
+    plt = _plt()
+    fig, axes = _axes(plt, len(data))
+    for ax, (task, per_policy) in zip(axes, data.items(), strict=True):
+        for policy, err in sorted(per_policy.items()):
+            ax.plot(range(len(err)), err, marker="o", ms=3, color=color(policy), label=policy)
+        ax.set_yscale("log")
+        ax.set_title(f"{task}: error along the predicted chunk")
+        ax.set_xlabel("horizon step t (0 = first observed step)")
+        ax.set_ylabel("MSE of the deterministic chunk")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_sample_efficiency(
+    data: dict[str, dict[str, dict[float, tuple[float, float]]]],
+    path: Path,
+    ylabel: str = "best-of-10 MSE (normalised)",
+) -> Path | None:
+    """``data[task][policy][fraction] = (mean, std over seeds)`` -> metric against data fraction."""
+    tasks = [t for t in data if any(len(v) > 1 for v in data[t].values())]
+    if not tasks:
+        return None
+    plt = _plt()
+    fig, axes = _axes(plt, len(tasks))
+    for ax, task in zip(axes, tasks, strict=True):
+        for policy, per_frac in sorted(data[task].items()):
+            fr = sorted(per_frac)
+            m = np.array([per_frac[f][0] for f in fr])
+            s = np.array([per_frac[f][1] for f in fr])
+            ax.errorbar(
+                [100 * f for f in fr],
+                m,
+                yerr=s,
+                marker="o",
+                capsize=3,
+                color=color(policy),
+                label=policy,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{task}: sample efficiency")
+        ax.set_xlabel("training episodes used (%)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_trajectories(
+    data: dict[str, dict[str, dict[str, Any]]], path: Path, n_windows: int = 2
+) -> Path | None:
+    """Sampled chunks against the demonstration, first two action dimensions as x-y.
+
+    ``data[task][policy] = {"demo": (W, T, Da), "samples": (W, K, T, Da), "obs": (W, To, Do)}``
+    in raw units. One row per task, one column per (window, policy).
+    """
+    if not data:
+        return None
+    plt = _plt()
+    tasks = list(data)
+    policies = sorted({p for t in tasks for p in data[t]})
+    n_cols = n_windows * len(policies)
+    fig, grid = plt.subplots(
+        len(tasks), n_cols, figsize=(3.3 * n_cols, 3.3 * len(tasks)), squeeze=False
+    )
+    for r, task in enumerate(tasks):
+        for w in range(n_windows):
+            for p_i, policy in enumerate(policies):
+                ax = grid[r][w * len(policies) + p_i]
+                d = data[task].get(policy)
+                if d is None or len(d["demo"]) <= w:
+                    ax.axis("off")
+                    continue
+                demo = np.asarray(d["demo"])[w]
+                samples = np.asarray(d["samples"])[w]
+                for k, s in enumerate(samples):
+                    ax.plot(
+                        s[:, 0],
+                        s[:, 1] if s.shape[1] > 1 else np.arange(len(s)),
+                        color=color(policy),
+                        alpha=0.45,
+                        lw=1,
+                        label="samples" if k == 0 else None,
+                    )
+                ax.plot(
+                    demo[:, 0],
+                    demo[:, 1] if demo.shape[1] > 1 else np.arange(len(demo)),
+                    color="black",
+                    lw=2.2,
+                    marker="o",
+                    ms=2.5,
+                    label="demonstration",
+                )
+                ax.plot(demo[0, 0], demo[0, 1] if demo.shape[1] > 1 else 0, "k*", ms=10)
+                ax.set_title(f"{task} · {policy} · window {w}", fontsize=9)
+                ax.set_xlabel("action dim 0")
+                ax.set_ylabel("action dim 1")
+                ax.set_aspect("equal", adjustable="datalim")
+                if w == 0 and p_i == 0:
+                    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_latency_accuracy(
+    data: dict[str, dict[str, list[dict[str, float]]]], path: Path
+) -> Path | None:
+    """``data[task][policy] = [{"steps", "latency_ms", "mse"}, ...]`` -> MSE against latency."""
+    if not data:
+        return None
+    plt = _plt()
+    fig, axes = _axes(plt, len(data), width=5.2, height=3.9)
+    for ax, (task, per_policy) in zip(axes, data.items(), strict=True):
+        for policy, points in sorted(per_policy.items()):
+            pts = sorted(points, key=lambda p: p["latency_ms"])
+            xs = [p["latency_ms"] for p in pts]
+            ys = [p["mse"] for p in pts]
+            ax.plot(xs, ys, marker="o", color=color(policy), label=policy)
+            for p in pts:
+                if "steps" in p:
+                    ax.annotate(
+                        f"{int(p['steps'])} steps",
+                        (p["latency_ms"], p["mse"]),
+                        textcoords="offset points",
+                        xytext=(4, 4),
+                        fontsize=7,
+                    )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{task}: accuracy against latency")
+        ax.set_xlabel("latency per chunk, batch 1 (ms, median)")
+        ax.set_ylabel("best-of-K MSE (normalised)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,156 @@
+"""Evaluate a training run folder: offline metrics, closed loop, latency and size in one dict.
+
+A run folder (written by ``lnmdn train``) holds ``config.json`` + ``model.safetensors`` and, when
+it came from training, ``train_config.json`` (dataset, seed) and ``metrics.jsonl``.
+:func:`evaluate_run` writes ``eval_info.json`` next to them (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from lnmdn_agents.checkpoint import atomic_write_text, load_policy
+from lnmdn_agents.evaluation.latency import count_parameters, policy_latency
+from lnmdn_agents.evaluation.offline import evaluate_offline
+from lnmdn_agents.evaluation.rollout import evaluate
+
+__all__ = ["DATASET_ENVS", "env_for_dataset", "evaluate_run", "read_metrics", "read_train_config"]
+
+logger = logging.getLogger(__name__)
+
+DATASET_ENVS = {
+    "pusht": "lnmdn/PushT-v0",
+    "can": "lnmdn/Can-v0",
+    "pointmaze-umaze": "lnmdn/PointMaze-UMaze-v0",
+    "pointmaze-medium": "lnmdn/PointMaze-Medium-v0",
+    "pointmaze-large": "lnmdn/PointMaze-Large-v0",
+    "pointmaze-bimodal": "lnmdn/PointMaze-Bimodal-v0",
+}
+"""Task part of a Minari id (``lnmdn/<task>/<name>-vN``) -> the env it was recorded in."""
+
+
+def env_for_dataset(dataset_id: str) -> str:
+    """The env id of an lnmdn dataset id, e.g. ``lnmdn/pusht/expert-v0`` -> ``lnmdn/PushT-v0``."""
+    parts = dataset_id.split("/")
+    if len(parts) == 3 and parts[0] == "lnmdn" and parts[1] in DATASET_ENVS:
+        return DATASET_ENVS[parts[1]]
+    raise ValueError(
+        f"cannot tell which env {dataset_id!r} was recorded in; pass --env "
+        f"(known dataset tasks: {sorted(DATASET_ENVS)})"
+    )
+
+
+def read_train_config(run_dir: str | Path) -> dict[str, Any]:
+    """``train_config.json`` of a run ({} when the folder was not written by training)."""
+    path = Path(run_dir) / "train_config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl`` ([] when absent); malformed lines are skipped."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("skipping a malformed line of %s", path)
+    return out
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    env_id: str | None = None,
+    n_episodes: int = 20,
+    dataset_id: str | None = None,
+    *,
+    n_envs: int | None = None,
+    offline: bool = True,
+    closed_loop: bool = True,
+    max_windows: int | None = 2000,
+    ks: tuple[int, ...] = (1, 2, 5, 10),
+    latency_calls: int = 30,
+    video_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate one run folder and write ``eval_info.json`` into it.
+
+    Args:
+        run_dir: folder with ``config.json`` + ``model.safetensors``.
+        env_id: closed-loop env; default: the env of the run's dataset.
+        n_episodes: closed-loop episodes (seeds 100000, 100001, ...).
+        dataset_id: offline evaluation data (test split); default: the run's training dataset.
+        n_envs: vector envs for the rollouts.
+        offline: compute the offline metrics.
+        closed_loop: run the rollouts.
+        max_windows: cap on test windows for the offline metrics (None: all).
+        ks: best-of-K values.
+        latency_calls: timed calls per latency measurement (0: skip).
+        video_dir: videos of the first episodes.
+        seed: sampling seed (offline and closed loop).
+        progress: progress bars.
+        write: write ``eval_info.json``.
+
+    Returns:
+        ``{"name", "run_dir", "policy", "dataset", "env_id", "params", "latency", "offline",
+        "closed_loop", "wall_time_s"}``.
+    """
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    policy = load_policy(run_dir)
+    train_cfg = read_train_config(run_dir)
+    dataset_id = dataset_id or train_cfg.get("dataset")
+    if env_id is None:
+        if dataset_id is None:
+            raise ValueError(
+                f"{run_dir} has no train_config.json naming its dataset; pass --env (and "
+                "--dataset for the offline metrics)"
+            )
+        env_id = env_for_dataset(dataset_id)
+    split_seed = int(train_cfg.get("split_seed", train_cfg.get("seed", 0)))
+    info: dict[str, Any] = {
+        "name": run_dir.name,
+        "run_dir": str(run_dir),
+        "policy": policy.config.name,
+        "dataset": dataset_id,
+        "env_id": env_id,
+        "params": count_parameters(policy),
+    }
+    if latency_calls > 0:
+        info["latency"] = policy_latency(policy, n_calls=latency_calls, warmup=3, seed=seed)
+    if offline:
+        if dataset_id is None:
+            logger.warning("no dataset for %s: offline metrics skipped (pass --dataset)", run_dir)
+        else:
+            info["offline"] = evaluate_offline(
+                policy,
+                dataset_id,
+                ks=ks,
+                seed=seed,
+                max_windows=max_windows,
+                split_seed=split_seed,
+                progress=progress,
+            )
+    if closed_loop and n_episodes > 0:
+        info["closed_loop"] = evaluate(
+            policy,
+            env_id,
+            n_episodes,
+            n_envs=n_envs,
+            video_dir=video_dir,
+            progress=progress,
+            dataset_id=dataset_id if dataset_id and dataset_id.startswith("lnmdn/") else None,
+            torch_seed=seed,
+        )
+    info["wall_time_s"] = time.perf_counter() - t0
+    if write:
+        atomic_write_text(run_dir / "eval_info.json", json.dumps(info, indent=2) + "\n")
+    return info
