@@ -27,6 +27,10 @@ def _setup(
     )
 
 
+from lnmdn_datasets.cli import app as datasets_app  # noqa: E402
+
+app.add_typer(datasets_app, name="datasets")
+
 from lnmdn_agents.evaluation.cli import eval_command  # noqa: E402
 
 app.command("eval")(eval_command)

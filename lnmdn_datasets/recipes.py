@@ -1,0 +1,418 @@
+"""Dataset recipes: which expert, on which task, how many episodes, from which seeds.
+
+One recipe per Minari id::
+
+    lnmdn/pusht/expert-v0                 PushTExpert       on lnmdn/PushT-v0
+    lnmdn/can/expert-v0                   CanExpert         on lnmdn/Can-v0
+    lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
+                                          (maze: umaze, medium, large, bimodal)
+
+:func:`build` runs the expert on the single-step task env (``lnmdn_envs.make_task_env``) with
+reset seeds ``base_seed, base_seed + 1, ...`` and keeps the **successful** episodes until it has
+``n_episodes`` of them, as robomimic's proficient-human datasets and Diffusion Policy's Push-T
+demonstrations hold successful demonstrations only; a behaviour-cloning user expects every
+demonstration to show the task being done. The expert's success rate over **all** attempted
+episodes, the kept and the failed seeds are written into the dataset metadata. Each step stores
+the simulator state before it (``infos["state"]``), so :func:`verify` can reset to a
+demonstration's first state and replay its actions.
+
+The expert's own randomness (speeds, offsets, noise, route choice) comes from
+``np.random.default_rng([EXPERT_SEED_SALT, seed])``, independent of the env's stream for the same
+seed; the same recipe and seed give identical arrays.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lnmdn_datasets.minari_io import EpisodeRecord, write_dataset
+
+__all__ = [
+    "EXPERT_SEED_SALT",
+    "RECIPES",
+    "BuildReport",
+    "Recipe",
+    "ReplayReport",
+    "build",
+    "get_recipe",
+    "record_episode",
+    "verify",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Mixed into the expert's seed so its draws differ from the env's for the same reset seed.
+EXPERT_SEED_SALT = 0x1A3D
+
+ExpertFactory = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one dataset is made.
+
+    Attributes:
+        dataset_id: the Minari id, ``lnmdn/<task>/<name>-vN``.
+        task_id: the lnmdn task whose single-step env the expert acts on.
+        expert: ``"module:Class"`` of an :class:`lnmdn_datasets.experts.Expert`, or a factory.
+        n_episodes: successful episodes to keep.
+        base_seed: reset seed of the first attempted episode (then +1 per attempt).
+        version: recipe version; bump it when the recipe's output changes.
+        description: what the data is, for ``minari show``.
+        expert_kwargs: keyword arguments of the expert's constructor.
+        max_attempts: give up after this many attempts (default ``2 * n_episodes + 20``).
+    """
+
+    dataset_id: str
+    task_id: str
+    expert: str | ExpertFactory
+    n_episodes: int
+    base_seed: int = 0
+    version: str = "1"
+    description: str = ""
+    expert_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_attempts: int | None = None
+
+    def make_expert(self) -> Any:
+        """Construct the expert."""
+        if callable(self.expert):
+            return self.expert(**self.expert_kwargs)
+        module_name, _, attr = self.expert.partition(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)(**self.expert_kwargs)
+
+    @property
+    def expert_name(self) -> str:
+        """``module:Class`` of the expert."""
+        if isinstance(self.expert, str):
+            return self.expert
+        return f"{self.expert.__module__}:{getattr(self.expert, '__qualname__', self.expert)}"
+
+
+_MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large", "bimodal": "Bimodal"}
+
+RECIPES: dict[str, Recipe] = {
+    r.dataset_id: r
+    for r in [
+        Recipe(
+            "lnmdn/pusht/expert-v0",
+            "lnmdn/PushT-v0",
+            "lnmdn_datasets.experts.pusht:PushTExpert",
+            n_episodes=200,
+            description=(
+                "Push-T (lnmdn/PushT-v0, state observations: agent x, y, block x, y, angle; "
+                "actions: target agent position in px): successful demonstrations of the "
+                "suite's scripted pusher from the env's random initial states."
+            ),
+        ),
+        Recipe(
+            "lnmdn/can/expert-v0",
+            "lnmdn/Can-v0",
+            "lnmdn_datasets.experts.can:CanExpert",
+            n_episodes=200,
+            description=(
+                "robomimic Can (lnmdn/Can-v0, robosuite PickPlaceCan, Panda, OSC_POSE deltas; "
+                "23-D low-dim observation): successful pick-and-place demonstrations of the "
+                "suite's scripted controller with per-episode speeds, offsets and noise."
+            ),
+        ),
+        *(
+            Recipe(
+                f"lnmdn/pointmaze-{maze}/expert-v0",
+                f"lnmdn/PointMaze-{name}-v0",
+                "lnmdn_datasets.experts.pointmaze:PointMazeExpert",
+                n_episodes=200,
+                description=(
+                    f"PointMaze {name} (lnmdn/PointMaze-{name}-v0, observation [x, y, vx, vy, "
+                    "goal_x, goal_y], action force [-1, 1]^2): successful demonstrations of a "
+                    "shortest-path waypoint planner with a PD tracker, as D4RL's data was made."
+                ),
+            )
+            for maze, name in _MAZES.items()
+        ),
+    ]
+}
+
+
+def get_recipe(dataset_id: str) -> Recipe:
+    """The recipe of ``dataset_id``; an unknown id lists the known ones."""
+    try:
+        return RECIPES[dataset_id]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(dataset_id, RECIPES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(
+            f"no recipe for dataset {dataset_id!r}.{hint} Recipes: {sorted(RECIPES)}"
+        ) from None
+
+
+def _state_of(env: Any) -> np.ndarray:
+    return np.asarray(env.unwrapped.get_state(), dtype=np.float64).copy()
+
+
+def record_episode(env: Any, expert: Any, seed: int) -> tuple[EpisodeRecord, bool]:
+    """Run ``expert`` for one episode on the single-step ``env`` from reset seed ``seed``.
+
+    Returns:
+        The episode (with ``infos`` ``state``, ``is_success``, ``score``) and whether it ended
+        in success.
+    """
+    from lnmdn_envs.validation import check_action
+
+    obs, info = env.reset(seed=seed)
+    expert.reset(env, np.random.default_rng([EXPERT_SEED_SALT, seed]))
+    observations, actions, rewards, terms, truncs = [obs], [], [], [], []
+    states = [_state_of(env)]
+    success, score = [bool(info.get("is_success", False))], [float(info.get("score", 0.0))]
+    space = env.action_space
+    while True:
+        action = check_action(expert.act(env, obs), space).astype(space.dtype)
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(float(reward))
+        terms.append(bool(terminated))
+        truncs.append(bool(truncated))
+        states.append(_state_of(env))
+        success.append(bool(info.get("is_success", False)))
+        score.append(float(info.get("score", 0.0)))
+        if terminated or truncated:
+            break
+    record = EpisodeRecord(
+        observations=np.asarray(observations),
+        actions=np.asarray(actions),
+        rewards=np.asarray(rewards),
+        terminations=np.asarray(terms),
+        truncations=np.asarray(truncs),
+        infos={
+            "state": np.asarray(states),
+            "is_success": np.asarray(success),
+            "score": np.asarray(score),
+        },
+        seed=int(seed),
+    )
+    return record, bool(success[-1])
+
+
+@dataclass
+class BuildReport:
+    """What a build did.
+
+    Attributes:
+        dataset_id: the id written (or that would be written, with ``write=False``).
+        episodes: the kept (successful) episodes.
+        attempted: episodes run.
+        succeeded: successful episodes among them (the kept ones).
+        failed_seeds: reset seeds of the failed attempts.
+        seconds: wall time of the expert rollouts.
+    """
+
+    dataset_id: str
+    episodes: list[EpisodeRecord]
+    attempted: int
+    succeeded: int
+    failed_seeds: list[int]
+    seconds: float
+
+    @property
+    def success_rate(self) -> float:
+        """Expert success rate over all attempts."""
+        return self.succeeded / max(self.attempted, 1)
+
+
+def build(
+    recipe: Recipe | str,
+    *,
+    force: bool = False,
+    n_episodes: int | None = None,
+    write: bool = True,
+    progress: bool = True,
+) -> BuildReport:
+    """Run a recipe and write its Minari dataset (atomically).
+
+    Args:
+        recipe: a :class:`Recipe` or a dataset id of :data:`RECIPES`.
+        force: rebuild an existing dataset.
+        n_episodes: override the recipe's episode count (for quick tries; recorded in metadata).
+        write: write the dataset (False: only run the expert and return the episodes).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        A :class:`BuildReport`.
+
+    Raises:
+        FileExistsError: the dataset exists and ``force`` is false (checked before running).
+        RuntimeError: the expert failed too often to reach ``n_episodes`` successes.
+    """
+    from lnmdn_datasets.minari_io import minari_root
+    from lnmdn_envs import make_task_env
+
+    if isinstance(recipe, str):
+        recipe = get_recipe(recipe)
+    target = recipe.n_episodes if n_episodes is None else int(n_episodes)
+    if target < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {target}")
+    if write and not force and (minari_root() / recipe.dataset_id).exists():
+        raise FileExistsError(
+            f"dataset {recipe.dataset_id!r} already exists in {minari_root()}; pass --force "
+            "(force=True) to rebuild it"
+        )
+    max_attempts = recipe.max_attempts or 2 * target + 20
+    env = make_task_env(recipe.task_id)
+    expert = recipe.make_expert()
+    kept: list[EpisodeRecord] = []
+    failed: list[int] = []
+    attempted = 0
+    start = time.perf_counter()
+    bar = tqdm(total=target, desc=recipe.dataset_id, unit="ep", disable=not progress)
+    try:
+        while len(kept) < target:
+            if attempted >= max_attempts:
+                raise RuntimeError(
+                    f"{recipe.expert_name} succeeded in {len(kept)} of {attempted} episodes on "
+                    f"{recipe.task_id}; {target} successes were needed. The expert is not good "
+                    "enough for this recipe."
+                )
+            seed = recipe.base_seed + attempted
+            record, ok = record_episode(env, expert, seed)
+            attempted += 1
+            if ok:
+                kept.append(record)
+                bar.update(1)
+            else:
+                failed.append(seed)
+            bar.set_postfix(success=f"{len(kept) / attempted:.3f}", attempts=attempted)
+    finally:
+        bar.close()
+        env.close()
+    seconds = time.perf_counter() - start
+    report = BuildReport(recipe.dataset_id, kept, attempted, len(kept), failed, seconds)
+    logger.info(
+        "%s: expert success %.3f (%d/%d), %d steps kept, %.1f s",
+        recipe.dataset_id,
+        report.success_rate,
+        len(kept),
+        attempted,
+        sum(len(r) for r in kept),
+        seconds,
+    )
+    if write:
+        try:
+            lnmdn_version = importlib.metadata.version("lnmdn")
+        except importlib.metadata.PackageNotFoundError:
+            lnmdn_version = "unknown"
+
+        write_dataset(
+            recipe.dataset_id,
+            kept,
+            task_id=recipe.task_id,
+            description=(
+                f"{recipe.description} {len(kept)} successful episodes kept of {attempted} "
+                f"attempted (expert success rate {report.success_rate:.3f})."
+            ).strip(),
+            algorithm_name=recipe.expert_name,
+            metadata={
+                "expert_success_rate": report.success_rate,
+                "expert_episodes_attempted": attempted,
+                "expert_episodes_succeeded": len(kept),
+                "episodes_kept": "successful only",
+                "seeds": [r.seed for r in kept],
+                "failed_seeds": failed,
+                "base_seed": recipe.base_seed,
+                "expert_seed": f"np.random.default_rng([{EXPERT_SEED_SALT}, seed])",
+                "recipe_version": recipe.version,
+                "recipe_n_episodes": recipe.n_episodes,
+                "task_id": recipe.task_id,
+                "expert_kwargs": recipe.expert_kwargs,
+                "lnmdn_version": lnmdn_version,
+                "build_seconds": round(seconds, 2),
+            },
+            force=force,
+        )
+    return report
+
+
+@dataclass
+class ReplayReport:
+    """Replay self-test result.
+
+    Attributes:
+        dataset_id: the dataset checked.
+        checked: episodes replayed.
+        reproduced: episodes whose replay reproduced the recorded success and stayed within
+            ``atol`` of the recorded observations.
+        max_obs_error: largest absolute observation difference over all replayed steps.
+        mismatched: indices of the episodes that did not reproduce.
+    """
+
+    dataset_id: str
+    checked: int
+    reproduced: int
+    max_obs_error: float
+    mismatched: list[int]
+
+    @property
+    def ok(self) -> bool:
+        """Every replayed episode reproduced."""
+        return self.reproduced == self.checked
+
+
+def verify(
+    dataset_id: str, n_episodes: int | None = None, atol: float = 1e-6, progress: bool = True
+) -> ReplayReport:
+    """Replay self-test: reset to each demonstration's first stored state and replay its actions.
+
+    An episode reproduces when the replay's final success equals the recorded one and every
+    observation is within ``atol`` of the recorded one (robomimic #230 is what happens when
+    stored states and actions drift apart).
+
+    Args:
+        dataset_id: a local Minari dataset with ``infos["state"]`` and a recoverable env.
+        n_episodes: replay only the first ``n_episodes`` (default: all).
+        atol: observation tolerance.
+        progress: show a tqdm progress bar.
+    """
+    import minari
+
+    dataset = minari.load_dataset(dataset_id)
+    env = dataset.recover_environment()
+    n = dataset.total_episodes if n_episodes is None else min(n_episodes, dataset.total_episodes)
+    reproduced, max_err, mismatched = 0, 0.0, []
+    try:
+        for i in tqdm(range(n), desc=f"replay {dataset_id}", unit="ep", disable=not progress):
+            ep = dataset[i]
+            infos = ep.infos or {}
+            if "state" not in infos:
+                raise ValueError(
+                    f"{dataset_id} episode {i} has no infos['state']: it cannot be replayed "
+                    "(converted datasets keep the source's states only when it has them)"
+                )
+            obs, _ = env.reset(options={"reset_to_state": infos["state"][0]})
+            err = float(np.max(np.abs(np.asarray(obs) - ep.observations[0])))
+            success = False
+            for t, action in enumerate(ep.actions):
+                obs, _, terminated, truncated, info = env.step(action)
+                err = max(err, float(np.max(np.abs(np.asarray(obs) - ep.observations[t + 1]))))
+                success = bool(info.get("is_success", False))
+                if terminated or truncated:
+                    break
+            recorded = bool(infos["is_success"][-1]) if "is_success" in infos else success
+            max_err = max(max_err, err)
+            if success == recorded and err <= atol:
+                reproduced += 1
+            else:
+                mismatched.append(i)
+    finally:
+        env.close()
+    return ReplayReport(dataset_id, n, reproduced, max_err, mismatched)

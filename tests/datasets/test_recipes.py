@@ -1,0 +1,189 @@
+"""Recipes: seeded builds, kept-successes accounting, metadata, recover_environment, replay."""
+
+from __future__ import annotations
+
+import importlib
+
+import minari
+import numpy as np
+import pytest
+
+from lnmdn_datasets.minari_io import read_records, write_dataset
+from lnmdn_datasets.recipes import (
+    EXPERT_SEED_SALT,
+    RECIPES,
+    Recipe,
+    build,
+    get_recipe,
+    verify,
+)
+from lnmdn_envs.registration import TASKS
+
+UMAZE = "lnmdn/PointMaze-UMaze-v0"
+
+
+class GoStraight:
+    """A deliberately simple scripted expert: PD straight at the goal (walls make it fail)."""
+
+    def reset(self, env, rng):
+        self.gain = rng.uniform(4.0, 6.0)
+
+    def act(self, env, obs):
+        return np.clip(self.gain * (obs[4:6] - obs[:2]) - 0.5 * obs[2:4], -1.0, 1.0)
+
+
+class Idle:
+    def reset(self, env, rng):
+        pass
+
+    def act(self, env, obs):
+        return np.zeros(2)
+
+
+def straight_recipe(n=6, **kw) -> Recipe:
+    return Recipe(
+        "test/pointmaze-umaze/straight-v0",
+        UMAZE,
+        GoStraight,
+        n_episodes=n,
+        description="straight-line PD (test).",
+        **kw,
+    )
+
+
+def test_build_keeps_successes_and_records_the_rate():
+    report = build(straight_recipe(6), progress=False)
+    assert report.succeeded == 6 and len(report.episodes) == 6
+    assert report.attempted == 6 + len(report.failed_seeds)
+    assert report.failed_seeds, "this expert fails behind walls; the test needs some failures"
+    assert all(bool(ep.infos["is_success"][-1]) for ep in report.episodes)
+    ds = minari.load_dataset("test/pointmaze-umaze/straight-v0")
+    meta = ds.storage.metadata
+    assert meta["expert_success_rate"] == pytest.approx(6 / report.attempted)
+    assert meta["expert_episodes_attempted"] == report.attempted
+    kept_seeds = [ep.seed for ep in report.episodes]
+    assert meta["seeds"] == kept_seeds
+    assert sorted(kept_seeds + meta["failed_seeds"]) == list(range(report.attempted))
+    assert meta["recipe_version"] == "1" and meta["base_seed"] == 0
+    assert meta["algorithm_name"].endswith("GoStraight")
+    assert "expert success rate" in meta["description"]
+    # stored per step: states for replay, Minari's L+1 convention
+    ep = ds[0]
+    assert ep.infos["state"].shape == (len(ep) + 1, 6)
+    assert ep.observations.shape == (len(ep) + 1, 6) and ep.actions.shape == (len(ep), 2)
+    assert [r.seed for r in read_records("test/pointmaze-umaze/straight-v0")] == kept_seeds
+
+
+def test_recover_environment_is_the_single_step_task_env():
+    build(straight_recipe(2), progress=False)
+    ds = minari.load_dataset("test/pointmaze-umaze/straight-v0")
+    env = ds.recover_environment()
+    assert env.observation_space == ds.observation_space
+    assert env.action_space == ds.action_space
+    assert env.observation_space.shape == (6,)
+    assert env.spec.id == "lnmdn/PointMaze-UMaze-Step-v0"
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (6,)
+    assert ds.recover_environment(eval_env=True).observation_space == ds.observation_space
+
+
+def test_same_seed_identical_arrays_other_seed_different():
+    a = build(straight_recipe(3), write=False, progress=False)
+    b = build(straight_recipe(3), write=False, progress=False)
+    c = build(straight_recipe(3, base_seed=50), write=False, progress=False)
+    for x, y in zip(a.episodes, b.episodes, strict=True):
+        np.testing.assert_array_equal(x.observations, y.observations)
+        np.testing.assert_array_equal(x.actions, y.actions)
+        np.testing.assert_array_equal(x.infos["state"], y.infos["state"])
+    assert not np.array_equal(a.episodes[0].observations[0], c.episodes[0].observations[0])
+    assert EXPERT_SEED_SALT != 0
+
+
+def test_replay_self_test_reproduces_and_catches_tampering():
+    build(straight_recipe(4), progress=False)
+    report = verify("test/pointmaze-umaze/straight-v0", progress=False)
+    assert report.ok and report.checked == 4 and report.max_obs_error == 0.0
+    # Tamper: actions of episode 1 replaced by zeros -> the replay no longer reaches the goal.
+    records = read_records("test/pointmaze-umaze/straight-v0")
+    records[1].actions = np.zeros_like(records[1].actions)
+    write_dataset(
+        "test/pointmaze-umaze/tampered-v0",
+        records,
+        task_id=UMAZE,
+        description="tampered",
+        algorithm_name="none",
+    )
+    bad = verify("test/pointmaze-umaze/tampered-v0", progress=False)
+    assert not bad.ok and bad.mismatched == [1]
+
+
+def test_expert_that_never_succeeds_gives_a_clear_error():
+    recipe = Recipe("test/pointmaze-umaze/idle-v0", UMAZE, Idle, n_episodes=2, max_attempts=3)
+    with pytest.raises(RuntimeError, match=r"succeeded in 0 of 3 episodes"):
+        build(recipe, progress=False)
+    assert "test/pointmaze-umaze/idle-v0" not in minari.list_local_datasets()
+
+
+def test_existing_dataset_needs_force():
+    build(straight_recipe(1), progress=False)
+    with pytest.raises(FileExistsError, match="--force"):
+        build(straight_recipe(1), progress=False)
+    build(straight_recipe(2), progress=False, force=True)
+    assert minari.load_dataset("test/pointmaze-umaze/straight-v0").total_episodes == 2
+
+
+def test_recipe_table():
+    assert set(RECIPES) == {
+        "lnmdn/pusht/expert-v0",
+        "lnmdn/can/expert-v0",
+        "lnmdn/pointmaze-umaze/expert-v0",
+        "lnmdn/pointmaze-medium/expert-v0",
+        "lnmdn/pointmaze-large/expert-v0",
+        "lnmdn/pointmaze-bimodal/expert-v0",
+    }
+    for recipe in RECIPES.values():
+        assert recipe.task_id in TASKS
+        assert recipe.n_episodes >= 100 and recipe.description
+        assert recipe.base_seed < 100_000  # evaluation seeds start at 100000
+    with pytest.raises(KeyError, match="Did you mean 'lnmdn/pusht/expert-v0'"):
+        get_recipe("lnmdn/pusht/expert-v1")
+
+
+def _expert_available(recipe: Recipe) -> bool:
+    module = str(recipe.expert).partition(":")[0]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "dataset_id",
+    [
+        "lnmdn/pusht/expert-v0",
+        "lnmdn/pointmaze-umaze/expert-v0",
+        "lnmdn/pointmaze-bimodal/expert-v0",
+    ],
+)
+def test_small_real_builds_replay(dataset_id):
+    recipe = get_recipe(dataset_id)
+    if not _expert_available(recipe):
+        pytest.skip(f"{recipe.expert} is not written yet")
+    report = build(recipe, n_episodes=3, progress=False)
+    assert report.succeeded == 3
+    ds = minari.load_dataset(dataset_id)
+    assert ds.recover_environment().observation_space == ds.observation_space
+    assert verify(dataset_id, progress=False).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "dataset_id",
+    ["lnmdn/can/expert-v0", "lnmdn/pointmaze-medium/expert-v0", "lnmdn/pointmaze-large/expert-v0"],
+)
+def test_slow_real_builds_replay(dataset_id):
+    recipe = get_recipe(dataset_id)
+    report = build(recipe, n_episodes=2, progress=False)
+    assert report.succeeded == 2
+    assert verify(dataset_id, progress=False).ok
