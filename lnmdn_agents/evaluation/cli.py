@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,25 +14,39 @@ logger = logging.getLogger(__name__)
 
 
 def eval_command(
-    runs: list[Path] = typer.Argument(
-        ..., help="Run folders (config.json + model.safetensors), e.g. runs/pusht/liquid_mdn."
-    ),
-    env: str | None = typer.Option(
-        None, "--env", help="Env id for the rollouts; default: the env of the run's dataset."
-    ),
-    episodes: int = typer.Option(20, "--episodes", "-n", help="Closed-loop episodes (0: none)."),
-    dataset: str | None = typer.Option(
-        None, "--dataset", help="Dataset for the offline metrics; default: the run's own."
-    ),
-    n_envs: int | None = typer.Option(None, "--n-envs", help="Vector envs (default min(N, 8))."),
-    max_windows: int = typer.Option(
-        2000, "--max-windows", help="Test windows for the offline metrics (0: all)."
-    ),
-    offline: bool = typer.Option(True, "--offline/--no-offline", help="Offline metrics."),
-    videos: Path | None = typer.Option(
-        None, "--videos", help="Write gifs of the first 2 episodes of each run under this folder."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders (config.json + model.safetensors), e.g. runs/pusht/liquid_mdn."
+        ),
+    ],
+    env: Annotated[
+        str | None,
+        typer.Option("--env", help="Env id for the rollouts; default: the run's dataset's env."),
+    ] = None,
+    episodes: Annotated[
+        int, typer.Option("--episodes", "-n", help="Closed-loop episodes (0: none).")
+    ] = 20,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", help="Dataset for the offline metrics; default: the run's own."),
+    ] = None,
+    n_envs: Annotated[
+        int | None, typer.Option("--n-envs", help="Vector envs (default min(N, 8)).")
+    ] = None,
+    max_windows: Annotated[
+        int, typer.Option("--max-windows", help="Test windows for the offline metrics (0: all).")
+    ] = 2000,
+    offline: Annotated[
+        bool, typer.Option("--offline/--no-offline", help="Offline metrics.")
+    ] = True,
+    videos: Annotated[
+        Path | None,
+        typer.Option(
+            "--videos", help="Write gifs of each run's first 2 episodes under this folder."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
 ) -> None:
     """Evaluate one or several runs (offline + closed loop) and print a comparison table."""
     from lnmdn_agents.evaluation.report import comparison_rows, format_table
