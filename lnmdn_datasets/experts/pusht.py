@@ -124,24 +124,31 @@ def _inside_convex(p: Point, poly: list[Point]) -> bool:
     return True
 
 
-def _segment_clearance(a: Point, b: Point, rects: list[list[Point]]) -> float:
-    """Smallest distance between segment ab and the T (0 if they intersect)."""
-    best = math.inf
+def _segment_clear(a: Point, b: Point, rects: list[list[Point]], clearance: float) -> bool:
+    """Whether segment ab stays at least ``clearance`` away from the T (rectangles ``rects``)."""
+    lo_x, hi_x = min(a[0], b[0]) - clearance, max(a[0], b[0]) + clearance
+    lo_y, hi_y = min(a[1], b[1]) - clearance, max(a[1], b[1]) + clearance
     for rect in rects:
+        if (
+            max(p[0] for p in rect) < lo_x
+            or min(p[0] for p in rect) > hi_x
+            or max(p[1] for p in rect) < lo_y
+            or min(p[1] for p in rect) > hi_y
+        ):
+            continue  # bounding boxes apart by more than the clearance
         if _inside_convex(a, rect) or _inside_convex(b, rect):
-            return 0.0
+            return False
         n = len(rect)
         for i in range(n):
             c, d = rect[i], rect[(i + 1) % n]
-            if _segments_cross(a, b, c, d):
-                return 0.0
-            best = min(
-                best,
-                _point_segment_distance(c, a, b),
-                _point_segment_distance(a, c, d),
-                _point_segment_distance(b, c, d),
-            )
-    return best
+            if (
+                _segments_cross(a, b, c, d)
+                or _point_segment_distance(c, a, b) < clearance
+                or _point_segment_distance(a, c, d) < clearance
+                or _point_segment_distance(b, c, d) < clearance
+            ):
+                return False
+    return True
 
 
 def _convex_hull(points: list[Point]) -> list[Point]:
@@ -297,6 +304,7 @@ class PushTExpert:
         # Push length per step shrinks with the error: long pushes far away, fine ones near.
         step = self._push_scale * min(12.0, max(1.0, 0.12 * math.sqrt(err0)))
         options: list[_Option] = []
+        cache: dict[str, list[int]] = {}  # ring points the agent can walk to straight away
         for (px, py), (nx, ny) in self._contacts_local:
             wx, wy = bx + c * px - s * py, by + s * px + c * py
             wnx, wny = c * nx - s * ny, s * nx + c * ny
@@ -304,26 +312,30 @@ class PushTExpert:
             pre = (wx + gap * wnx, wy + gap * wny)
             if not (0.0 <= pre[0] <= WORKSPACE and 0.0 <= pre[1] <= WORKSPACE):
                 continue
-            if min(_segment_clearance(pre, pre, [r]) for r in rects) < AGENT_RADIUS + 1.0:
+            if not _segment_clear(pre, pre, rects, AGENT_RADIUS + 1.0):
                 continue  # the agent does not fit there (inside the T's corners)
-            walk = self._walk(agent, pre, rects, ring)
-            if walk is None:
-                continue
-            walk_steps = len(walk)
             self._scratch.reset(options={"reset_to_state": [pre[0], pre[1], bx, by, angle]})
-            pushes: list[Point] = []
+            gains: list[tuple[int, float, Point]] = []  # (push steps, error decrease, last cmd)
             for k in range(1, self.max_push_steps + 1):
                 cmd = (pre[0] - wnx * step * k, pre[1] - wny * step * k)
-                pushes.append(cmd)
                 _, _, terminated, _, info = self._scratch.step(cmd)
                 x, y, a = info["block_pose"]
-                err = 0.0 if terminated else pose_error(x, y, a)
-                gain = err0 - err
-                if gain <= 0:
-                    continue
-                score = gain / (walk_steps + k + 1)
+                gain = err0 - (0.0 if terminated else pose_error(x, y, a))
+                if gain > 0:
+                    gains.append((k, gain, cmd))
+                if terminated:
+                    break
+            if not gains:
+                continue
+            walk = self._walk(agent, pre, rects, ring, cache)
+            if walk is None:
+                continue
+            for k, gain, cmd in gains:
+                pushes = [
+                    (pre[0] - wnx * step * j, pre[1] - wny * step * j) for j in range(1, k + 1)
+                ]
                 retreat = (cmd[0] + wnx * (step + 6.0), cmd[1] + wny * (step + 6.0))
-                options.append(_Option(score, walk, list(pushes), retreat))
+                options.append(_Option(gain / (len(walk) + k + 1), walk, pushes, retreat))
         if not options:
             # Nothing helps from here (rare): step back from the block and look again.
             away = np.asarray(agent) - np.asarray([bx, by])
@@ -338,11 +350,19 @@ class PushTExpert:
         return [*choice.waypoints, *choice.pushes, choice.retreat]
 
     def _walk(
-        self, start: Point, goal: Point, rects: list[list[Point]], ring: list[Point]
+        self,
+        start: Point,
+        goal: Point,
+        rects: list[list[Point]],
+        ring: list[Point],
+        cache: dict[str, list[int]],
     ) -> list[Point] | None:
-        """Commanded positions that take the agent from ``start`` to ``goal`` around the T."""
+        """Commanded positions that take the agent from ``start`` to ``goal`` around the T.
+
+        ``cache["entries"]`` keeps, per decision, the ring points reachable straight from ``start``.
+        """
         clearance = AGENT_RADIUS + 1.0
-        if _segment_clearance(start, goal, rects) >= clearance:
+        if _segment_clear(start, goal, rects, clearance):
             path = [start, goal]
         else:
             n = len(ring)
@@ -351,10 +371,12 @@ class PushTExpert:
             cum = [0.0]
             for length in seg[:-1]:
                 cum.append(cum[-1] + length)
-            entries = [
-                i for i in range(n) if _segment_clearance(start, ring[i], rects) >= clearance
-            ]
-            exits = [j for j in range(n) if _segment_clearance(ring[j], goal, rects) >= clearance]
+            if "entries" not in cache:
+                cache["entries"] = [
+                    i for i in range(n) if _segment_clear(start, ring[i], rects, clearance)
+                ]
+            entries = cache["entries"]
+            exits = [j for j in range(n) if _segment_clear(ring[j], goal, rects, clearance)]
             best: tuple[float, list[Point]] | None = None
             for i in entries:
                 di = math.dist(start, ring[i])
