@@ -71,7 +71,8 @@ class EpisodeRecord:
     """One episode as Minari stores it (L steps).
 
     Attributes:
-        observations: (L + 1, Do); the last one follows the last action.
+        observations: (L + 1, Do); the last one follows the last action. A dict of such arrays
+            for dict observation spaces (e.g. D4RL's PointMaze layout).
         actions: (L, Da).
         rewards: (L,).
         terminations: (L,) bool.
@@ -82,7 +83,7 @@ class EpisodeRecord:
         seed: the ``env.reset(seed=...)`` seed of the episode, or None.
     """
 
-    observations: np.ndarray
+    observations: Any
     actions: np.ndarray
     rewards: np.ndarray
     terminations: np.ndarray
@@ -91,17 +92,25 @@ class EpisodeRecord:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        self.observations = np.asarray(self.observations)
+        if isinstance(self.observations, dict):
+            self.observations = {k: np.asarray(v) for k, v in self.observations.items()}
+            n_obs = {len(v) for v in self.observations.values()}
+            if len(n_obs) != 1:
+                raise ValueError(f"observation dict entries differ in length: {sorted(n_obs)}")
+            n_observations = n_obs.pop()
+        else:
+            self.observations = np.asarray(self.observations)
+            n_observations = len(self.observations)
         self.actions = np.asarray(self.actions)
         self.rewards = np.asarray(self.rewards, dtype=np.float64).reshape(-1)
         self.terminations = np.asarray(self.terminations, dtype=bool).reshape(-1)
         self.truncations = np.asarray(self.truncations, dtype=bool).reshape(-1)
         self.infos = {k: np.asarray(v) for k, v in self.infos.items()}
         n = len(self.actions)
-        if n < 1 or len(self.observations) != n + 1:
+        if n < 1 or n_observations != n + 1:
             raise ValueError(
                 f"an episode needs L >= 1 actions and L + 1 observations, got "
-                f"{len(self.observations)} observations and {n} actions"
+                f"{n_observations} observations and {n} actions"
             )
         for name in ("rewards", "terminations", "truncations"):
             if len(getattr(self, name)) != n:
@@ -288,11 +297,12 @@ def write_dataset(
         action_space = action_space or env_act
     if observation_space is None or action_space is None:
         raise ValueError("give task_id/env_spec or both observation_space and action_space")
+    box_obs = isinstance(observation_space, gym.spaces.Box)
     for i, ep in enumerate(episodes):
-        if ep.observations.shape[1:] != observation_space.shape:
+        if box_obs and np.shape(ep.observations)[1:] != observation_space.shape:
             raise ValueError(
-                f"episode {i} observations have per-step shape {ep.observations.shape[1:]}, the "
-                f"observation space {observation_space.shape}"
+                f"episode {i} observations have per-step shape {np.shape(ep.observations)[1:]}, "
+                f"the observation space {observation_space.shape}"
             )
         if ep.actions.shape[1:] != action_space.shape:
             raise ValueError(
@@ -305,7 +315,9 @@ def write_dataset(
         EpisodeBuffer(
             id=i,
             seed=ep.seed,
-            observations=ep.observations.astype(obs_dtype, copy=False),
+            observations=(
+                ep.observations.astype(obs_dtype, copy=False) if box_obs else ep.observations
+            ),
             actions=ep.actions.astype(act_dtype, copy=False),
             rewards=ep.rewards,
             terminations=ep.terminations,
@@ -443,6 +455,8 @@ def export_embedded(dataset_id: str, path: str | Path | None = None) -> Path:
         "code_permalink": meta.get("code_permalink", CODE_URL),
         "metadata": {k: v for k, v in meta.items() if k not in standard},
     }
+    if any(isinstance(r.observations, dict) for r in records):
+        raise ValueError(f"{dataset_id} has dict observations; only Box observations can be packed")
     info_keys = sorted(set.intersection(*(set(r.infos) for r in records))) if records else []
     arrays: dict[str, np.ndarray] = {
         "header": np.array(json.dumps(_json_ready(header))),

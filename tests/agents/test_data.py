@@ -275,3 +275,45 @@ def test_unknown_dataset_lists_local_ones():
     _write_minari("test/ramps/synthetic-v0", [ramp_episode(12)])
     with pytest.raises(FileNotFoundError, match=r"'test/nothing-v0'.*test/ramps/synthetic-v0"):
         load_episodes("test/nothing-v0")
+
+
+def test_d4rl_pointmaze_layout_maps_to_our_observation():
+    """A dataset in Minari's D4RL/pointmaze layout (dict observations from gymnasium-robotics'
+    own PointMaze_UMaze-v3) loads as [x, y, vx, vy, goal_x, goal_y]."""
+    gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
+    from lnmdn_datasets.minari_io import EpisodeRecord, write_dataset
+
+    gym.register_envs(gymnasium_robotics)
+    env = gym.make("PointMaze_UMaze-v3", continuing_task=True)
+    records, raw = [], []
+    for seed in range(4):
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        steps = [obs]
+        actions = rng.uniform(-1, 1, (15, 2)).astype(np.float32)
+        for a in actions:
+            obs, *_ = env.step(a)
+            steps.append(obs)
+        stacked = {k: np.stack([s[k] for s in steps]) for k in steps[0]}
+        raw.append(stacked)
+        records.append(
+            EpisodeRecord(stacked, actions, np.zeros(15), np.zeros(15), np.eye(1, 15, 14)[0])
+        )
+    env.close()
+    write_dataset(
+        "D4RL/pointmaze/umaze-v2",
+        records,
+        env_spec=gym.spec("PointMaze_UMaze-v3"),
+        description="D4RL layout (test)",
+        algorithm_name="random",
+    )
+    episodes = load_episodes("D4RL/pointmaze/umaze-v2")
+    assert len(episodes) == 4
+    for ep, src in zip(episodes, raw, strict=True):
+        assert ep.observations.shape == (16, 6) and ep.actions.shape == (15, 2)
+        np.testing.assert_allclose(ep.observations[:, :4], src["observation"], rtol=1e-6)
+        np.testing.assert_allclose(ep.observations[:, 4:], src["desired_goal"], rtol=1e-6)
+    splits = make_splits(
+        "D4RL/pointmaze/umaze-v2", PolicyConfig(obs_dim=6, horizon=8, n_action_steps=4)
+    )
+    assert splits.stats["obs"]["min"].shape == (6,)
