@@ -101,23 +101,42 @@ def test_bimodal_start_and_goal_are_fixed_cells():
     env.close()
 
 
-@pytest.mark.parametrize("maze", ["UMaze", "Bimodal"])
-def test_observation_layout_matches_gymnasium_robotics_step_for_step(maze):
-    """Same seed and actions: our flat obs is the raw env's dict flattened, D4RL style."""
-    ours, raw = PointMazeEnv(maze), _raw_env(MAZES[maze])
+@pytest.mark.parametrize(
+    "maze, reward_type, reaches_goal",
+    [
+        ("UMaze", "sparse", True),
+        ("UMaze", "dense", True),
+        ("Medium", "dense", True),
+        ("Bimodal", "sparse", False),  # a straight pull presses the ball against the wall
+    ],
+)
+def test_matches_gymnasium_robotics_step_for_step(maze, reward_type, reaches_goal):
+    """Same seed and actions: our flat obs is the raw env's dict flattened, D4RL style, and
+    rewards, terminations and success are gymnasium-robotics' own, bit for bit."""
+    ours = PointMazeEnv(maze, reward_type=reward_type)
+    raw = _raw_env(MAZES[maze], reward_type=reward_type)
     obs, info = ours.reset(seed=7)
     raw_obs, _ = raw.reset(seed=7)
     assert obs.dtype == np.float32 and obs.shape == (6,)
     np.testing.assert_array_equal(obs, flatten_d4rl_observation(raw_obs))
+    # a PD pull towards the goal with noise: walls are hit and the goal is reached
     rng = np.random.default_rng(0)
-    for _ in range(50):
-        a = rng.uniform(-1, 1, 2).astype(np.float32)
-        obs, reward, terminated, truncated, info = ours.step(a)
-        raw_obs, raw_reward, raw_terminated, _, raw_info = raw.step(a)
+    n_success = 0
+    for _ in range(400):
+        a = np.clip(3 * (obs[4:] - obs[:2]) - 0.5 * obs[2:4] + rng.normal(0, 0.5, 2), -1, 1)
+        obs, reward, terminated, truncated, info = ours.step(a.astype(np.float32))
+        raw_obs, raw_reward, raw_terminated, _, raw_info = raw.step(a.astype(np.float32))
         np.testing.assert_array_equal(obs, flatten_d4rl_observation(raw_obs))
         assert reward == raw_reward and terminated == raw_terminated
         assert info["is_success"] == raw_info["success"]
         assert not truncated
+        n_success += info["is_success"]
+        if terminated:
+            seed = int(rng.integers(1000))
+            obs, _ = ours.reset(seed=seed)
+            raw_obs, _ = raw.reset(seed=seed)
+            np.testing.assert_array_equal(obs, flatten_d4rl_observation(raw_obs))
+    assert (n_success > 0) == reaches_goal
     ours.close()
     raw.close()
 
