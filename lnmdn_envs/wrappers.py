@@ -105,6 +105,12 @@ class MultiStep(gym.Wrapper[Any, np.ndarray, Any, np.ndarray]):
                 f"Pass n_action_steps={chunk.shape[0] if chunk.ndim == 2 else '...'} to gym.make "
                 "to execute chunks of another length."
             )
+        if chunk.dtype.kind not in "biuf" or not np.all(np.isfinite(chunk)):
+            # Checked before any step runs, so a bad row never leaves the chunk half-executed.
+            raise ValueError(
+                f"action chunk must be numeric and finite, got dtype {chunk.dtype} and values "
+                f"{np.asarray(chunk).tolist()}"
+            )
         rewards: list[float] = []
         terminated = truncated = False
         info: dict[str, Any] = {}

@@ -109,3 +109,12 @@ def test_dict_observations_are_stacked_per_key():
     obs, _ = env.reset()
     assert obs["a"].shape == (2, 2) and obs["b"].shape == (2, 3, 3)
     assert env.observation_space["b"].shape == (2, 3, 3)
+
+
+def test_bad_row_rejects_the_whole_chunk_before_any_step():
+    env = MultiStep(CounterEnv(), n_obs_steps=2, n_action_steps=3)
+    env.reset()
+    chunk = np.array([[0.1], [0.2], [np.nan]])
+    with pytest.raises(ValueError, match="finite"):
+        env.step(chunk)
+    assert env.unwrapped.t == 0
