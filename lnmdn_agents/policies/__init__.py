@@ -17,6 +17,7 @@ from lnmdn_agents.policies.base import (
 )
 from lnmdn_agents.policies.diffusion import DiffusionPolicy as DiffusionPolicy  # "diffusion"
 from lnmdn_agents.policies.liquid_mdn import LiquidMDNPolicy as LiquidMDNPolicy  # + lstm/gru_mdn
+from lnmdn_agents.policies.lwd import LWDPolicy as LWDPolicy  # registers "lwd"
 
 __all__ = [
     "Policy",

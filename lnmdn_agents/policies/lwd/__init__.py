@@ -1,0 +1,6 @@
+"""Latent Weight Diffusion (``lwd``): diffusion over the weights of small closed-loop policies."""
+
+from lnmdn_agents.policies.lwd.configuration import LWDConfig
+from lnmdn_agents.policies.lwd.modeling import DecodedPolicy, LWDPolicy
+
+__all__ = ["DecodedPolicy", "LWDConfig", "LWDPolicy"]

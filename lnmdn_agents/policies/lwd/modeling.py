@@ -1,0 +1,521 @@
+"""Latent Weight Diffusion (``lwd``): diffusion over the weights of small closed-loop policies.
+
+Hegde, Salhotra, Sukhatme, "Latent Weight Diffusion: Generating Policies from Trajectories"
+(arXiv 2410.14040). No reference code is public; this is our reading of the method::
+
+    phase 1 (auto-encoder)   window (o(t-To+1..t), a(t-To+1..t-To+T))
+                               --TrajectoryEncoder--> q(z | window) = N(mu, sigma)  (reparam.)
+                               --HyperNetwork-------> weights of pi_z: Do -> 64 -> 64 -> Da
+                               loss = mean_i || pi_z(o_i) - a_i ||^2 + kl_weight * KL(q || N(0,I))
+                               (i runs over the window's steps that carry an observation)
+    phase 2 (latent diffusion) frozen encoder: z0 = mu(window), standardised with running stats;
+                               DDPM epsilon loss of a residual-MLP denoiser conditioned on
+                               the observation history o(t-To+1..t)
+    closed loop              every replan_every env steps:   z ~ DDIM(p(z | o(t-To+1..t)))
+                                                             weights = HyperNetwork(z)  (once)
+                             every env step:                 a_t = pi_z(o_t)
+
+The generated policy is evaluated functionally with batched matmuls (one set of weights per batch
+element), so B envs, or B x K latents, run in one call.
+
+Chunks (``predict_chunk``, ``sample_chunks``) for offline metrics: the chunk starts at the first
+observed step, so action ``i < To`` is ``pi_z(o(t-To+1+i))``; the future observations of steps
+``i >= To`` are unknown (a reactive policy has no model to roll forward), so they are *held at the
+newest observation* o(t)::
+
+    obs window :  |o(t-1)|o(t)|
+    chunk      :  |pi(o(t-1))|pi(o(t))|pi(o(t))| ... |pi(o(t))|      (T actions)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lnmdn_agents.policies.backbone import ObservationBackbone
+from lnmdn_agents.policies.base import PolicyBase, register_policy
+from lnmdn_agents.policies.diffusion.scheduler import NoiseScheduler
+from lnmdn_agents.policies.lwd.configuration import LWDConfig
+
+__all__ = [
+    "DecodedPolicy",
+    "HyperNetwork",
+    "LWDPolicy",
+    "LatentDenoiser",
+    "TrajectoryEncoder",
+]
+
+logger = logging.getLogger(__name__)
+
+_LOGVAR_RANGE = (-10.0, 4.0)
+
+
+def _mlp(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.SiLU()]
+        d = hidden
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
+# -- the generated policy -----------------------------------------------------------------------
+@dataclass
+class DecodedPolicy:
+    """Weights of B small MLP policies, one per latent, as produced by :class:`HyperNetwork`.
+
+    Attributes:
+        weights: per layer (B, out, in).
+        biases: per layer (B, out).
+        activation: hidden nonlinearity name.
+    """
+
+    weights: list[Tensor]
+    biases: list[Tensor]
+    activation: str
+
+    @property
+    def batch_size(self) -> int:
+        """B, the number of policies."""
+        return self.weights[0].shape[0]
+
+    def __call__(self, obs: Tensor) -> Tensor:
+        """Normalised obs (B, N, Do) -> normalised actions (B, N, Da); policy b acts on row b."""
+        act = {"relu": torch.relu, "tanh": torch.tanh, "silu": F.silu}[self.activation]
+        x = obs
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+            if i < last:
+                x = act(x)
+        return x
+
+    def select(self, index: Tensor | slice) -> DecodedPolicy:
+        """The policies at ``index`` (along B)."""
+        return DecodedPolicy(
+            [w[index] for w in self.weights], [b[index] for b in self.biases], self.activation
+        )
+
+    def num_parameters(self) -> int:
+        """Parameters of one generated policy."""
+        pairs = zip(self.weights, self.biases, strict=True)
+        return sum(w[0].numel() + b[0].numel() for w, b in pairs)
+
+
+class HyperNetwork(nn.Module):
+    """Latent z (B, L) -> weights of a small MLP policy Do -> H -> ... -> H -> Da (batched).
+
+    The flat parameter vector is ``base + scale * head(trunk(z))``: ``base`` is a learned,
+    latent-independent policy initialised like ``nn.Linear``; ``scale`` (1/sqrt(fan_in) per
+    parameter) keeps every generated layer at its usual magnitude whatever its fan-in.
+    """
+
+    param_scale: Tensor
+
+    def __init__(self, config: LWDConfig):
+        super().__init__()
+        c = config
+        dims = [c.obs_dim] + [c.policy_hidden_dim] * c.policy_layers + [c.action_dim]
+        self.shapes = [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
+        self.activation = c.policy_activation
+        self.n_params = sum(o * i + o for o, i in self.shapes)
+        self.trunk = nn.Sequential(
+            *[
+                m
+                for k in range(c.hyper_layers)
+                for m in (
+                    nn.Linear(c.latent_dim if k == 0 else c.hyper_hidden_dim, c.hyper_hidden_dim),
+                    nn.SiLU(),
+                )
+            ]
+        )
+        self.head = nn.Linear(c.hyper_hidden_dim, self.n_params)
+        base, scale = [], []
+        for out_f, in_f in self.shapes:
+            layer = nn.Linear(in_f, out_f)
+            base += [layer.weight.detach().reshape(-1), layer.bias.detach()]
+            scale.append(torch.full((out_f * in_f + out_f,), 1.0 / math.sqrt(in_f)))
+        self.base = nn.Parameter(torch.cat(base))
+        self.register_buffer("param_scale", torch.cat(scale), persistent=False)
+
+    def forward(self, z: Tensor) -> DecodedPolicy:
+        """(B, L) latents -> B decoded policies."""
+        flat = self.base + self.param_scale * self.head(self.trunk(z))
+        weights, biases, pos = [], [], 0
+        for out_f, in_f in self.shapes:
+            weights.append(flat[:, pos : pos + out_f * in_f].reshape(-1, out_f, in_f))
+            pos += out_f * in_f
+            biases.append(flat[:, pos : pos + out_f])
+            pos += out_f
+        return DecodedPolicy(weights, biases, self.activation)
+
+
+class TrajectoryEncoder(nn.Module):
+    """Window (To observations, T actions), normalised -> q(z | window) = N(mu, exp(logvar))."""
+
+    def __init__(self, config: LWDConfig):
+        super().__init__()
+        c = config
+        in_dim = c.n_obs_steps * c.obs_dim + c.horizon * c.action_dim
+        self.net = _mlp(in_dim, c.encoder_hidden_dim, c.encoder_layers, 2 * c.latent_dim)
+
+    def forward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """Window obs (B, To, Do), action (B, T, Da) -> mu (B, L), logvar (B, L)."""
+        h = self.net(torch.cat([obs.flatten(1), action.flatten(1)], dim=1))
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar.clamp(*_LOGVAR_RANGE)
+
+
+# -- latent diffusion ---------------------------------------------------------------------------
+def _timestep_embedding(t: Tensor, dim: int) -> Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / max(half - 1, 1))
+    args = t.float().unsqueeze(-1) * freqs
+    return torch.cat([args.sin(), args.cos()], dim=-1)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, dim: int, cond: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.film = nn.Linear(cond, 2 * dim)
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        scale, shift = self.film(c).chunk(2, dim=-1)
+        return x + self.net(self.norm(x) * (1 + scale) + shift)
+
+
+class LatentDenoiser(nn.Module):
+    """Residual MLP with FiLM conditioning: (z_t (B, L), t (B,), context (B, C)) -> eps (B, L)."""
+
+    def __init__(self, config: LWDConfig):
+        super().__init__()
+        c = config
+        h = c.denoiser_hidden_dim
+        self.t_dim = 64
+        self.cond = nn.Sequential(nn.Linear(self.t_dim + c.d_model, h), nn.SiLU(), nn.Linear(h, h))
+        self.inp = nn.Linear(c.latent_dim, h)
+        self.blocks = nn.ModuleList([_ResBlock(h, h) for _ in range(c.denoiser_blocks)])
+        self.out = nn.Sequential(nn.LayerNorm(h), nn.SiLU(), nn.Linear(h, c.latent_dim))
+
+    def forward(self, z: Tensor, t: Tensor, context: Tensor) -> Tensor:
+        """Predict the noise added to ``z``."""
+        c = self.cond(torch.cat([_timestep_embedding(t, self.t_dim), context], dim=-1))
+        x = self.inp(z)
+        for block in self.blocks:
+            x = block(x, c)
+        return self.out(x)
+
+
+# -- the policy ---------------------------------------------------------------------------------
+@register_policy("lwd")
+class LWDPolicy(PolicyBase):
+    """Latent Weight Diffusion behind the :class:`~lnmdn_agents.policies.base.Policy` protocol.
+
+    Training runs in two phases, chosen by :meth:`on_epoch_start` (called by the training loop):
+    ``"autoencoder"`` (encoder + hypernetwork), then ``"latent_diffusion"`` (denoiser and the
+    shared observation backbone on frozen latents). Before any call (``phase = "joint"``) both
+    losses are summed, the diffusion one on detached latents.
+
+    Closed loop (:meth:`predict`): per env, the decoded weights and the env steps since they were
+    sampled are kept; a new latent is drawn (one diffusion query) when an env has none or
+    ``replan_every`` steps have elapsed, and the small policy acts on the newest observation at
+    every call. :meth:`reset` (``done_mask``) drops the weights of finished envs.
+    """
+
+    config_class = LWDConfig
+    config: LWDConfig
+    latent_mean: Tensor
+    latent_std: Tensor
+    latent_stats_count: Tensor
+
+    PHASES = ("joint", "autoencoder", "latent_diffusion")
+
+    def __init__(self, config: LWDConfig, stats: dict[str, dict[str, np.ndarray]] | None = None):
+        super().__init__(config, stats)
+        c = config
+        self.encoder = TrajectoryEncoder(c)
+        self.hypernet = HyperNetwork(c)
+        self.backbone = ObservationBackbone(c)
+        self.denoiser = LatentDenoiser(c)
+        # Diffusion Policy's schedule (squared cosine, epsilon prediction), shared with `diffusion`.
+        self.scheduler = NoiseScheduler(c.num_train_timesteps, clip_range=c.latent_clip)
+        # Running standardisation of the encoder's latents (the diffusion works in unit scale).
+        self.register_buffer("latent_mean", torch.zeros(c.latent_dim))
+        self.register_buffer("latent_std", torch.ones(c.latent_dim))
+        self.register_buffer("latent_stats_count", torch.zeros((), dtype=torch.long))
+        self.phase = "joint"
+        # Closed-loop state (not saved): one decoded policy per env.
+        self._decoded: DecodedPolicy | None = None
+        self._steps_since_replan = np.zeros(0, dtype=np.int64)
+        self._needs_latent = np.zeros(0, dtype=bool)
+        self.diffusion_queries = 0
+
+    # -- training ---------------------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
+        """Switch the training phase (a function of the epoch, so resuming needs no extra state).
+
+        Entering phase 2 clears the frozen modules' gradients (so no optimiser step touches them)
+        and restarts the latent statistics, which phase 1's moving encoder made stale.
+        """
+        phase = self.config.phase_for_epoch(epoch, n_epochs)
+        if phase == "latent_diffusion":
+            for module in (self.encoder, self.hypernet):
+                for p in module.parameters():
+                    p.grad = None
+            if epoch == self.config.autoencoder_epochs(n_epochs):
+                self.latent_stats_count.zero_()
+        if phase != self.phase:
+            logger.info("lwd: epoch %d of %d trains phase %r", epoch, n_epochs, phase)
+        self.phase = phase
+
+    def _split_window(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Validate a batch whose obs is (B, To, Do) or (B, N, Do), To <= N <= T (along horizon)."""
+        c = self.config
+        obs = torch.as_tensor(batch.get("obs"), dtype=torch.float32, device=self.device)
+        if obs.ndim == 3 and c.n_obs_steps < obs.shape[1] <= c.horizon:
+            hist = {"obs": obs[:, : c.n_obs_steps], "action": batch["action"]}
+            _, action = self.check_batch(hist)
+            if not torch.isfinite(obs).all():
+                raise ValueError("obs contains NaN or inf; check the dataset")
+            return obs, action
+        return self.check_batch(batch)
+
+    def encode(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw window obs (B, >=To, Do), action (B, T, Da) -> posterior mu, logvar (B, L)."""
+        n = self.normalizer
+        return self.encoder(
+            n.normalize_obs(obs[:, : self.config.n_obs_steps]), n.normalize_action(action)
+        )
+
+    def decode(self, z: Tensor) -> DecodedPolicy:
+        """Latents (B, L) -> B decoded policies (acting in normalised units)."""
+        return self.hypernet(z)
+
+    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Phase-dependent loss of ``{"obs": (B, To or N, Do), "action": (B, T, Da)}`` (raw).
+
+        ``obs`` may carry one observation per action (``N = T``, ``obs_along_horizon``); the first
+        ``To`` are the history. The decoded policy is scored on every step with an observation.
+        """
+        c = self.config
+        obs, action = self._split_window(batch)
+        obs_n = self.normalizer.normalize_obs(obs)
+        act_n = self.normalizer.normalize_action(action)
+        metrics: dict[str, float] = {}
+        loss = obs.new_zeros(())
+        if self.phase in ("joint", "autoencoder"):
+            mu, logvar = self.encoder(obs_n[:, : c.n_obs_steps], act_n)
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            n_steps = min(obs.shape[1], c.horizon)
+            pred = self.decode(z)(obs_n[:, :n_steps])
+            recon = F.mse_loss(pred, act_n[:, :n_steps])
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+            loss = loss + recon + c.kl_weight * kl
+            metrics.update({"recon_mse": recon.item(), "kl": kl.item()})
+            latents = mu.detach()
+        else:
+            with torch.no_grad():
+                latents, _ = self.encoder(obs_n[:, : c.n_obs_steps], act_n)
+        if self.phase in ("joint", "latent_diffusion"):
+            if self.training:
+                self._update_latent_stats(latents)
+            z0 = (latents - self.latent_mean) / self.latent_std
+            noise = torch.randn_like(z0)
+            t = torch.randint(0, c.num_train_timesteps, (z0.shape[0],), device=z0.device)
+            context = self.backbone(obs_n[:, : c.n_obs_steps])
+            eps = self.denoiser(self.scheduler.add_noise(z0, noise, t), t, context)
+            diff = F.mse_loss(eps, noise)
+            loss = loss + diff
+            metrics["diffusion_mse"] = diff.item()
+        metrics["phase"] = float(self.PHASES.index(self.phase))
+        return loss, metrics
+
+    @torch.no_grad()
+    def _update_latent_stats(self, latents: Tensor) -> None:
+        """Running mean/std of the encoder latents: cumulative, then an EMA (momentum >= 1e-3)."""
+        count = int(self.latent_stats_count.item())
+        momentum = max(1.0 / (count + 1), 1e-3)
+        mean = latents.mean(0)
+        # One scale for all dims: a per-dim scale would blow the unused dims' jitter up to unit
+        # variance and make the denoiser model noise the decoder ignores.
+        if latents.shape[0] > 1:
+            std = latents.var(0, unbiased=False).mean().sqrt().expand_as(self.latent_std)
+        else:
+            std = self.latent_std
+        self.latent_mean.lerp_(mean, momentum)
+        self.latent_std.lerp_(std.clamp(min=1e-3), momentum)
+        self.latent_stats_count.add_(1)
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def timesteps(self) -> list[int]:
+        """Descending sampling timesteps, "trailing" spacing (Lin et al. 2024).
+
+        The first step is the noisiest level N - 1, where x_N ~ N(0, I) is right; the
+        ``diffusion`` policy's "leading" spacing starts at N - N/k (with N = 20, k = 5: at 16 of
+        20), which measurably hurt the latents' samples in our tests.
+        """
+        n, k = self.config.num_train_timesteps, self.config.num_inference_steps
+        return [round(n - i * n / k) - 1 for i in range(k)]
+
+    @torch.no_grad()
+    def sample_latents(self, obs: Tensor, k: int = 1, *, deterministic: bool = False) -> Tensor:
+        """Raw obs history (B, To, Do) -> k latents per row (B, k, L): one diffusion query each.
+
+        ``deterministic`` starts from x_N = 0 (the prior's mode) and adds no noise, so equal
+        histories give equal latents (as the ``diffusion`` policy does).
+        """
+        c = self.config
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k=}")
+        obs = self.check_obs(obs)
+        b = obs.shape[0]
+        context = self.backbone(self.normalizer.normalize_obs(obs)).repeat_interleave(k, 0)
+        shape = (b * k, c.latent_dim)
+        x = torch.zeros(shape, device=obs.device)
+        if not deterministic:
+            x = torch.randn(shape, device=obs.device)
+        steps = self.timesteps()
+        for t, t_prev in zip(steps, [*steps[1:], -1], strict=True):
+            tt = torch.full((b * k,), t, device=obs.device, dtype=torch.long)
+            eps = self.denoiser(x, tt, context)
+            if c.sampler == "ddim":
+                x = self.scheduler.ddim_step(eps, t, x, t_prev)
+            else:
+                noise = None if deterministic else torch.randn_like(x)
+                x = self.scheduler.ddpm_step(eps, t, x, t_prev, noise)
+        z = x * self.latent_std + self.latent_mean
+        return z.reshape(b, k, c.latent_dim)
+
+    def act(self, policy: DecodedPolicy, obs: Tensor) -> Tensor:
+        """Run decoded policies on raw observations (B, N, Do) -> raw actions (B, N, Da)."""
+        out = policy(self.normalizer.normalize_obs(obs)).clamp(-1.0, 1.0)
+        return self.normalizer.unnormalize_action(out)
+
+    def _chunk_obs(self, obs: Tensor) -> Tensor:
+        """(B, To, Do) -> (B, T, Do): observed steps, then the newest observation held."""
+        c = self.config
+        idx = torch.clamp(torch.arange(c.horizon, device=obs.device), max=c.n_obs_steps - 1)
+        return obs[:, idx]
+
+    @torch.no_grad()
+    def predict_chunk(self, obs: Tensor, *, deterministic: bool = False) -> Tensor:
+        """(B, To, Do) raw -> (B, T, Da) raw: one sampled policy along the chunk.
+
+        Future observations (chunk steps >= To) are held at the newest one; see the module doc.
+        """
+        return self._sample_chunks(obs, 1, deterministic=deterministic)[:, 0]
+
+    @torch.no_grad()
+    def sample_chunks(self, obs: Tensor, k: int) -> Tensor:
+        """(B, To, Do) -> (B, k, T, Da): k latents (policies) per row, each run along the chunk."""
+        return self._sample_chunks(obs, k, deterministic=False)
+
+    def _sample_chunks(self, obs: Tensor, k: int, *, deterministic: bool) -> Tensor:
+        """Shared body of :meth:`predict_chunk` and :meth:`sample_chunks`."""
+        obs = self.check_obs(obs)
+        b = obs.shape[0]
+        z = self.sample_latents(obs, k, deterministic=deterministic).reshape(b * k, -1)
+        chunk_obs = self._chunk_obs(obs).repeat_interleave(k, 0)
+        actions = self.act(self.decode(z), chunk_obs)
+        return actions.reshape(b, k, self.config.horizon, self.config.action_dim)
+
+    # -- closed loop ------------------------------------------------------------------------------
+    def reset(self, done_mask: np.ndarray | Tensor | None = None) -> None:
+        """Forget the decoded policies of the envs where ``done_mask`` (B,) is true; None = all."""
+        if done_mask is None:
+            self._decoded = None
+            self._steps_since_replan = np.zeros(0, dtype=np.int64)
+            self._needs_latent = np.zeros(0, dtype=bool)
+            return
+        mask = np.asarray(
+            done_mask.cpu() if isinstance(done_mask, Tensor) else done_mask, dtype=bool
+        ).reshape(-1)
+        if self._decoded is None:
+            return
+        if mask.shape[0] != self._needs_latent.shape[0]:
+            raise ValueError(
+                f"done_mask has {mask.shape[0]} entries but the policy tracks "
+                f"{self._needs_latent.shape[0]} envs; call reset() to start over"
+            )
+        self._needs_latent |= mask
+
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3 ``PolicyPredictor``, closed loop: obs (B, To, Do) -> executed actions (B, Ta, Da).
+
+        ::
+
+            env step :  0   1   2  ...  R-1  R   R+1 ...          (R = replan_every, Ta = 1)
+            latent   :  z0 (diffusion query) |   z1 (diffusion query)
+            action   :  pi_z0(o_0) pi_z0(o_1) ... pi_z1(o_R) ...
+
+        An env re-samples its latent when it has none (first call, after :meth:`reset` or
+        ``episode_start``) or when ``replan_every`` env steps have elapsed since its latent was
+        drawn; each call counts ``Ta = n_action_steps`` env steps. With ``Ta > 1`` the Ta actions
+        all come from the newest observation (held), so evaluate LWD with ``n_action_steps=1``
+        envs, the config default. A single observation (To, Do) gives (Ta, Da).
+        """
+        if (
+            isinstance(observation, tuple)
+            and len(observation) == 2
+            and isinstance(observation[1], dict)
+        ):
+            raise ValueError(
+                "predict got the (obs, info) tuple returned by env.reset(); "
+                "pass obs only: obs, info = env.reset(); policy.predict(obs)"
+            )
+        c = self.config
+        obs_np = np.asarray(observation)
+        single = obs_np.ndim == 2
+        obs = self.check_obs(obs_np[None] if single else obs_np)
+        b = obs.shape[0]
+        if self._decoded is None or self._needs_latent.shape[0] != b:
+            self.reset()
+            self._needs_latent = np.ones(b, dtype=bool)
+            self._steps_since_replan = np.zeros(b, dtype=np.int64)
+        if episode_start is not None:
+            self.reset(np.asarray(episode_start, dtype=bool).reshape(-1))
+        replan = self._needs_latent | (self._steps_since_replan >= c.replan_every)
+        if replan.any():
+            idx = torch.as_tensor(np.flatnonzero(replan), device=obs.device)
+            z = self.sample_latents(obs[idx], 1, deterministic=deterministic)[:, 0]
+            fresh = self.decode(z)
+            self.diffusion_queries += int(idx.numel())
+            if self._decoded is None:
+                self._decoded = fresh
+            else:
+                olds = self._decoded.weights + self._decoded.biases
+                for old, new in zip(olds, fresh.weights + fresh.biases, strict=True):
+                    old[idx] = new
+            self._steps_since_replan[replan] = 0
+            self._needs_latent[replan] = False
+        assert self._decoded is not None
+        action = self.act(self._decoded, obs[:, -1:])  # (B, 1, Da)
+        self._steps_since_replan += c.n_action_steps
+        executed = action.repeat(1, c.n_action_steps, 1).cpu().numpy()
+        return (executed[0] if single else executed), state
+
+    # -- reporting --------------------------------------------------------------------------------
+    def generated_policy_parameters(self) -> int:
+        """Parameters of one decoded (inference-time) policy, e.g. 4,674 for Do=5, 64x64, Da=2."""
+        return self.hypernet.n_params
+
+    def policy_weights(self, z: Tensor) -> Tensor:
+        """Flat weights of the policies decoded from latents (B, L) -> (B, P); for inspection."""
+        d = self.decode(z)
+        return torch.cat([t.flatten(1) for t in d.weights + d.biases], dim=1)
