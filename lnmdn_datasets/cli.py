@@ -128,7 +128,9 @@ def verify(
     episodes: Annotated[
         int | None, typer.Option("--episodes", min=1, help="Replay the first N.")
     ] = None,
-    atol: Annotated[float, typer.Option(help="Observation tolerance of the replay.")] = 1e-6,
+    atol: Annotated[
+        float | None, typer.Option(help="Also require observations within ATOL of the recorded.")
+    ] = None,
 ) -> None:
     """Replay self-test: reset to each demonstration's first state and replay its actions."""
     from lnmdn_datasets.recipes import verify as verify_dataset

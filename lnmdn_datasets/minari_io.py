@@ -559,11 +559,15 @@ def download_dataset(dataset_id: str) -> None:
 
 
 def ensure_local(dataset_id: str) -> bool:
-    """Make ``dataset_id`` local if possible: install the embedded copy or download it.
+    """Make ``dataset_id`` local if possible: install the embedded copy, build it, or download it.
+
+    In order: the packaged copy (``lnmdn_datasets/embedded``); a recipe marked ``auto_build``
+    (those that build in about a minute: the PointMaze datasets); a download for remote
+    namespaces (``D4RL/``).
 
     Returns:
-        True when the dataset is now local; False when nothing could provide it (neither
-        embedded nor a remote namespace such as ``D4RL/``).
+        True when the dataset is now local; False when nothing could provide it (the slow
+        recipes, e.g. Can, must be built explicitly with ``lnmdn datasets build``).
 
     Raises:
         DatasetDownloadError: a remote dataset's download failed.
@@ -577,6 +581,19 @@ def ensure_local(dataset_id: str) -> bool:
             install_embedded(dataset_id)
         except (FileExistsError, OSError):
             # Another process installed it at the same time: fine if it is there now.
+            if dataset_id not in minari.list_local_datasets():
+                raise
+        return True
+    from lnmdn_datasets.recipes import RECIPES, build
+
+    recipe = RECIPES.get(dataset_id)
+    if recipe is not None and recipe.auto_build:
+        logger.info(
+            "%s is not local: building it (lnmdn datasets build %s)", dataset_id, dataset_id
+        )
+        try:
+            build(recipe)
+        except FileExistsError:
             if dataset_id not in minari.list_local_datasets():
                 raise
         return True

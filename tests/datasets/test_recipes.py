@@ -174,7 +174,8 @@ def test_small_real_builds_replay(dataset_id):
     assert report.succeeded == 3
     ds = minari.load_dataset(dataset_id)
     assert ds.recover_environment().observation_space == ds.observation_space
-    assert verify(dataset_id, progress=False).ok
+    report = verify(dataset_id, progress=False, atol=0.0)
+    assert report.ok and report.max_obs_error == 0.0
 
 
 @pytest.mark.slow
