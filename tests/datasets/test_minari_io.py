@@ -224,3 +224,42 @@ def test_load_episodes_of_remote_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DatasetDownloadError, match="minari download D4RL/pointmaze/medium-v2"):
         load_episodes("D4RL/pointmaze/medium-v2")
+
+
+def test_load_episodes_installs_an_embedded_copy(tmp_path, monkeypatch):
+    from lnmdn_agents.data import load_episodes
+
+    records = pendulum_records(3)
+    write_pendulum("test/pendulum/random-v0", records)
+    packed = export_embedded("test/pendulum/random-v0", tmp_path / "test__pendulum__random-v0.npz")
+    minari.delete_dataset("test/pendulum/random-v0")
+    monkeypatch.setattr(minari_io, "embedded_path", lambda dataset_id: tmp_path / packed.name)
+    episodes = load_episodes("test/pendulum/random-v0")
+    assert "test/pendulum/random-v0" in minari.list_local_datasets()
+    assert len(episodes) == 3
+    np.testing.assert_allclose(episodes[2].actions, records[2].actions)
+
+
+def test_load_episodes_builds_an_auto_build_recipe(monkeypatch):
+    from lnmdn_agents.data import load_episodes
+    from lnmdn_datasets import recipes
+
+    class GoStraight:
+        def reset(self, env, rng):
+            pass
+
+        def act(self, env, obs):
+            return np.clip(5.0 * (obs[4:6] - obs[:2]) - 0.5 * obs[2:4], -1.0, 1.0)
+
+    recipe = recipes.Recipe(
+        "test/pointmaze-umaze/auto-v0", "lnmdn/PointMaze-UMaze-v0", GoStraight, 3, auto_build=True
+    )
+    monkeypatch.setitem(recipes.RECIPES, recipe.dataset_id, recipe)
+    episodes = load_episodes(recipe.dataset_id)
+    assert len(episodes) == 3 and episodes[0].obs_dim == 6
+    slow = recipes.Recipe(
+        "test/pointmaze-umaze/manual-v0", "lnmdn/PointMaze-UMaze-v0", GoStraight, 3
+    )
+    monkeypatch.setitem(recipes.RECIPES, slow.dataset_id, slow)
+    with pytest.raises(FileNotFoundError, match="lnmdn datasets build test/pointmaze-umaze/manual"):
+        load_episodes(slow.dataset_id)
