@@ -105,6 +105,10 @@ def offline_metrics(
     act_t = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions)
     obs_t, act_t = obs_t.float(), act_t.float()
     n = obs_t.shape[0]
+    # A policy's training windows may hold more observations than the To history (lwd declares
+    # one per action); the metrics condition on the history only, as at inference.
+    if obs_t.ndim == 3 and obs_t.shape[1] == len(cfg.observation_delta_indices) > cfg.n_obs_steps:
+        obs_t = obs_t[:, : cfg.n_obs_steps]
     if obs_t.ndim != 3 or obs_t.shape[1:] != (cfg.n_obs_steps, cfg.obs_dim):
         raise ValueError(
             f"obs must have shape (N, To, Do) = (N, {cfg.n_obs_steps}, {cfg.obs_dim}), "

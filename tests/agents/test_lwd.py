@@ -11,6 +11,7 @@ import torch
 
 from lnmdn_agents.checkpoint import load_policy, save_policy
 from lnmdn_agents.data import Episode, WindowDataset, compute_stats
+from lnmdn_agents.evaluation.offline import offline_metrics
 from lnmdn_agents.policies import make_policy
 from lnmdn_agents.policies.lwd import LWDConfig, LWDPolicy
 
@@ -139,6 +140,23 @@ def test_chunk_holds_the_newest_observation_for_future_steps():
     torch.testing.assert_close(
         ddpm.predict_chunk(obs, deterministic=True), ddpm.predict_chunk(obs, deterministic=True)
     )
+
+
+def test_dataset_windows_feed_the_evaluators_with_the_history_only():
+    torch.manual_seed(0)
+    episodes = two_mode_episodes(4)
+    policy = tiny().eval()
+    obs, action = WindowDataset(episodes, policy.config).window_arrays(slice(0, 6))
+    assert obs.shape == (6, 8, 4)  # one observation per action
+    window, history = torch.from_numpy(obs), torch.from_numpy(obs[:, :2])
+    torch.testing.assert_close(
+        policy.predict_chunk(window, deterministic=True),
+        policy.predict_chunk(history, deterministic=True),  # future observations are ignored
+    )
+    metrics = offline_metrics(policy, obs, action, ks=(1, 2), seed=0)
+    assert metrics["n_windows"] == 6 and np.isfinite(metrics["best_of_k_mse"]["2"])
+    with pytest.raises(ValueError, match=r"\(B, To, Do\)"):
+        policy.predict_chunk(torch.from_numpy(obs[:, :5]))
 
 
 # -- training -------------------------------------------------------------------------------------

@@ -289,6 +289,20 @@ class LWDPolicy(PolicyBase):
             return obs, action
         return self.check_batch(batch)
 
+    def check_obs(self, obs: Tensor | np.ndarray) -> Tensor:
+        """Validate (B, To, Do) observations; a training window's (B, T, Do) gives its history.
+
+        Windows cut for this policy hold one observation per action (``obs_along_horizon``), so
+        evaluators that feed dataset windows work unchanged: only the first To are used, future
+        observations are never seen at inference.
+        """
+        t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        c = self.config
+        n_window = len(c.observation_delta_indices)
+        if t.ndim == 3 and t.shape[1] == n_window > c.n_obs_steps:
+            t = t[:, : c.n_obs_steps]
+        return super().check_obs(t)
+
     def encode(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """Raw window obs (B, >=To, Do), action (B, T, Da) -> posterior mu, logvar (B, L)."""
         n = self.normalizer
