@@ -186,6 +186,10 @@ class PolicyBase(nn.Module):
         """See :class:`Policy`."""
         raise NotImplementedError
 
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """``compute_loss``, as the module's forward (so DistributedDataParallel can wrap it)."""
+        return self.compute_loss(batch)
+
     @torch.no_grad()
     def predict(
         self,

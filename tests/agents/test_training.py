@@ -1,0 +1,231 @@
+"""Training loop: determinism, resume, metrics, run folder, config checks, DDP (torchrun, gloo)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lnmdn_agents import load_policy
+from lnmdn_agents import training as training_mod
+from lnmdn_agents.data import Episode
+from lnmdn_agents.training import TrainConfig, lr_at, train
+
+WINDOW = {"horizon": 8, "n_action_steps": 4}
+SMALL = {
+    "liquid_mdn": {"rnn_layers": 2, "rnn_hidden": 16, "decoder_hidden": 16, "action_embed_dim": 8},
+    "gru_mdn": {"rnn_layers": 1, "rnn_hidden": 16, "decoder_hidden": 16, "action_embed_dim": 8},
+    "diffusion": {
+        "down_dims": [8, 16],
+        "diffusion_step_embed_dim": 8,
+        "num_train_timesteps": 20,
+        "num_inference_steps": 5,
+    },
+}
+BACKBONE = {"d_model": 16, "n_layers": 1, "n_heads": 2}
+
+
+def synthetic_episodes(n: int = 8, length: int = 24, seed: int = 0) -> list[Episode]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        obs = np.cumsum(rng.normal(size=(length + 1, 5)), axis=0).astype(np.float32)
+        act = (0.5 * obs[:-1, :2] + rng.normal(scale=0.05, size=(length, 2))).astype(np.float32)
+        out.append(Episode(obs, act))
+    return out
+
+
+def config(tmp_path: Path, policy: str = "gru_mdn", **kw) -> TrainConfig:
+    base = dict(
+        policy=policy,
+        dataset="synthetic",
+        epochs=3,
+        batch_size=16,
+        warmup_epochs=1.0,
+        lr=3e-3,
+        output_dir=str(tmp_path),
+        run_name=f"{policy}_run",
+        progress=False,
+        val_max_windows=32,
+        num_threads=1,
+        policy_overrides={**BACKBONE, **WINDOW, **SMALL[policy]},
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=atol, rtol=0), k
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path):
+    eps = synthetic_episodes()
+    a = train(config(tmp_path, run_name="a", epochs=2), episodes=eps)
+    b = train(config(tmp_path, run_name="b", epochs=2), episodes=eps)
+    c = train(config(tmp_path, run_name="c", epochs=2, seed=1), episodes=eps)
+    assert_same(weights(a), weights(b))
+    wa, wc = weights(a), weights(c)
+    assert any(not torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_run_folder_and_metrics(tmp_path):
+    run = train(config(tmp_path, "liquid_mdn"), episodes=synthetic_episodes())
+    assert {"config.json", "model.safetensors", "train_config.json", "metrics.jsonl"} <= {
+        p.name for p in run.iterdir()
+    }
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    for r in records:
+        for key in ("step", "train/loss", "train/lr", "val/loss", "val/nll"):
+            assert np.isfinite(r[key]), key
+        assert r["charts/samples_per_sec"] > 0
+    # the free-running share of the loss rises over the epochs (on_epoch_start hook)
+    assert [r["train/free_running_weight"] for r in records] == [0.0, 0.25, 0.5]
+    assert records[-1]["train/loss"] < records[0]["train/loss"]
+    saved = json.loads((run / "train_config.json").read_text())
+    assert saved["policy"] == "liquid_mdn" and saved["epochs"] == 3
+    policy = load_policy(run)
+    assert policy.config.name == "liquid_mdn" and policy.config.horizon == 8
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert latest["epoch"] == 3
+    assert len(list((run / "checkpoints").glob("epoch_*"))) == 2  # keep_checkpoints
+
+
+@pytest.mark.parametrize("policy", ["diffusion", "gru_mdn"])
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch, policy):
+    eps = synthetic_episodes()
+    full = train(config(tmp_path, policy, run_name="full"), episodes=eps)
+
+    original = training_mod._save_checkpoint
+
+    def crash_after_epoch_1(run_dir, epoch, *args, **kwargs):
+        path = original(run_dir, epoch, *args, **kwargs)
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated interruption")
+        return path
+
+    monkeypatch.setattr(training_mod, "_save_checkpoint", crash_after_epoch_1)
+    cfg = config(tmp_path, policy, run_name="interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, episodes=eps)
+    monkeypatch.setattr(training_mod, "_save_checkpoint", original)
+    with pytest.raises(FileExistsError, match="resume"):
+        train(cfg, episodes=eps)
+    resumed = train(cfg, resume=True, episodes=eps)
+    assert_same(weights(full), weights(resumed))
+    epochs = [json.loads(x)["epoch"] for x in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1, 2]
+    if policy == "diffusion":  # the saved weights are the EMA ones, distinct from the raw ones
+        ckpt = load_file(str(resumed / "checkpoints" / "epoch_0003" / "state.safetensors"))
+        w = weights(resumed)
+        assert torch.equal(w["unet.final.1.weight"], ckpt["ema.unet.final.1.weight"])
+        assert not torch.equal(ckpt["model.unet.final.1.weight"], ckpt["ema.unet.final.1.weight"])
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    eps = synthetic_episodes()
+    train(config(tmp_path, epochs=1), episodes=eps)
+    with pytest.raises(ValueError, match="lr"):
+        train(config(tmp_path, epochs=1, lr=1e-2), resume=True, episodes=eps)
+
+
+def test_corrupted_checkpoint_on_resume_is_a_clear_error(tmp_path):
+    eps = synthetic_episodes()
+    run = train(config(tmp_path, epochs=1), episodes=eps)
+    (run / "checkpoints" / "epoch_0001" / "state.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupted"):
+        train(config(tmp_path, epochs=1), resume=True, episodes=eps)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fraction": 0.0}, "fraction must be in"),
+        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"lr": 1e-4, "min_lr": 1e-3}, "min_lr"),
+        ({"policy": "liquid_mnd"}, "Did you mean 'liquid_mdn'"),
+        ({"policy_overrides": {"d_modle": 8}}, "unknown field"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_invalid_train_config(kwargs, match):
+    with pytest.raises((ValueError, KeyError), match=match):
+        TrainConfig(**kwargs)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    lrs = [lr_at(s, 100, 10, 1e-3, 1e-6) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[9:]))
+    assert lr_at(100, 100, 10, 1e-3, 1e-6) == pytest.approx(1e-6)
+
+
+def test_cli_train(tmp_path):
+    """``lnmdn train`` end to end on a dataset that is not there: a clear error, no traceback."""
+    from typer.testing import CliRunner
+
+    from lnmdn_agents.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--policy", "nope", "--output-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "unknown policy 'nope'" in result.output
+
+
+DDP_SCRIPT = """
+import json, sys
+import numpy as np
+import torch
+sys.path.insert(0, {tests!r})
+from test_training import config, synthetic_episodes
+from lnmdn_agents.training import train
+from pathlib import Path
+torch.set_num_threads(1)
+run = train(config(Path({out!r}), run_name={name!r}, epochs=2), episodes=synthetic_episodes())
+"""
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    """torchrun, 2 CPU processes (gloo), global batch 16 = 2 x 8: the same weights as 1 process."""
+    tests_dir = str(Path(__file__).parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    for nproc, name in ((1, "single"), (2, "ddp")):
+        script = tmp_path / f"{name}.py"
+        script.write_text(
+            textwrap.dedent(DDP_SCRIPT.format(tests=tests_dir, out=str(tmp_path), name=name))
+        )
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        cmd += ["--nproc_per_node", str(nproc), str(script)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    single, ddp = weights(tmp_path / "single"), weights(tmp_path / "ddp")
+    # The attention key bias has a zero gradient in exact arithmetic (softmax is shift-invariant),
+    # so Adam turns float round-off (which differs with the reduction order) into full-size steps
+    # there. It cannot change any output; compare the query and value parts of the bias only.
+    d = BACKBONE["d_model"]
+    for w in (single, ddp):
+        for k in [k for k in w if k.endswith("self_attn.in_proj_bias")]:
+            w[k] = torch.cat([w[k][:d], w[k][2 * d :]])
+    assert_same(single, ddp, atol=1e-5)
+    obs = torch.randn(4, 2, 5) * 3
+    out = [
+        load_policy(tmp_path / n).predict_chunk(obs, deterministic=True) for n in ("single", "ddp")
+    ]
+    assert torch.allclose(out[0], out[1], atol=1e-5)
+    for name, procs in (("single", 1), ("ddp", 2)):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(x)["charts/processes"] for x in lines] == [procs, procs]
