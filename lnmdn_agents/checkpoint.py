@@ -102,7 +102,14 @@ def load_policy(directory: str | Path, map_location: str | torch.device = "cpu")
         raise ValueError(
             f"{weights_path} could not be read ({err}); the checkpoint is corrupted or truncated"
         ) from err
-    missing, unexpected = policy.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = policy.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensor shapes differ from what the config builds
+        first = str(err).split("\n\t")[1:2]
+        raise ValueError(
+            f"{weights_path} does not match {config.name!r} with {cfg_path}: {first}; "
+            "the config and the weights come from different runs"
+        ) from None
     if missing or unexpected:
         raise ValueError(
             f"{weights_path} does not match {config.name!r} with {cfg_path}: "
