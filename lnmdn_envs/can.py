@@ -423,17 +423,22 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
     def _set_state(self, state: np.ndarray) -> None:
         rs = self._rs
         rs.sim.set_state_from_flattened(state)
-        rs.sim.forward()
-        # robosuite's controllers keep the joints of the reset state (the OSC nullspace target)
-        # and cached kinematics: rebuild them as a reset landing in this state would have, so
-        # that replaying from an episode's first state reproduces the episode (robomimic #230).
+        # robosuite's controllers remember the reset state (the OSC nullspace target, and
+        # kinematics cached while the fingers were still at qpos0): rebuild them exactly as
+        # robot.reset() does when it lands in this arm pose, so that replaying an episode from
+        # its first state reproduces it bit for bit (robomimic #230 is what happens otherwise).
+        qpos, qpos0 = rs.sim.data._data.qpos, rs.sim.model._model.qpos0
         for robot in rs.robots:
-            composite = robot.composite_controller
-            for controller in composite.part_controllers.values():
-                controller.update(force=True)
-                controller.update_initial_joints(controller.joint_pos)
-            composite.update_state()
-            composite.reset()
+            fingers = np.concatenate(
+                [robot._ref_gripper_joint_pos_indexes[arm] for arm in robot.arms]
+            ).astype(int)
+            saved = qpos[fingers].copy()
+            qpos[fingers] = qpos0[fingers]
+            robot._load_controller()  # runs sim.forward() and caches the kinematics
+            robot.composite_controller.update_state()
+            robot.composite_controller.reset()
+            qpos[fingers] = saved
+        rs.sim.forward()
 
     def _obs(self) -> np.ndarray:
         data = self._rs.sim.data._data
@@ -487,6 +492,7 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
             controller = robot.composite_controller.part_controllers[name]
             for key, value in initials.items():
                 setattr(controller, key, np.array(value))
+            controller.new_update = True  # as between two steps: refresh kinematics on next use
 
     def __getstate__(self) -> dict[str, Any]:
         running = not self._needs_reset and self._rs is not None

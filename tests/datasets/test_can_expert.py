@@ -65,7 +65,7 @@ def test_replay_from_first_state_reproduces_success(env, episodes):
     observations, success = replay_can_episode(env, ep.states[0], ep.actions)
     assert success
     assert len(observations) == len(ep.observations)
-    np.testing.assert_allclose(observations, ep.observations, atol=1e-4)
+    np.testing.assert_array_equal(observations, ep.observations)  # bit for bit
 
 
 def test_bad_noise_scale():

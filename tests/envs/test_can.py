@@ -174,8 +174,7 @@ def test_pickle_round_trip(chunked_env, task_env):
     for a in acts[3:]:
         o1, r1, *_ = task_env.step(a)
         o2, r2, *_ = clone.step(a)
-        # round-off grows by ~1e-6 per step; the gripper's command ramp, if lost, gives ~1e-2
-        np.testing.assert_allclose(o1, o2, atol=1e-4)
+        np.testing.assert_array_equal(o1, o2)
         assert r1 == r2
     # the next unseeded reset draws the same initial state in both (np_random travels along)
     np.testing.assert_array_equal(task_env.reset()[0], clone.reset()[0])
@@ -199,11 +198,11 @@ def test_replay_reproduces_trajectory(task_env):
     np.testing.assert_array_equal(obs, observations[0])
     for t, a in enumerate(acts, start=1):
         obs, *_ = task_env.step(a)
-        np.testing.assert_allclose(obs, observations[t], atol=1e-5)
-        np.testing.assert_allclose(task_env.unwrapped.get_state(), states[t], atol=1e-5)
+        np.testing.assert_array_equal(obs, observations[t])
+        np.testing.assert_array_equal(task_env.unwrapped.get_state(), states[t])
     # a mid-episode state gives that step's observation
     obs, _ = task_env.reset(options={"reset_to_state": states[7]})
-    np.testing.assert_allclose(obs, observations[7], atol=1e-6)
+    np.testing.assert_array_equal(obs, observations[7])
 
 
 def test_success_and_termination():
