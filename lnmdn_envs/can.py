@@ -29,8 +29,12 @@ is truncated by the registry's ``TimeLimit`` at 400 steps; robosuite's own horiz
 Determinism: ``reset(seed=s)`` seeds robosuite's placement sampler and the arm's initial-joint
 noise from our ``np_random``, never from the global RNG. ``reset(options={"reset_to_state": s})``
 restores a flattened MuJoCo state ``[time, qpos, qvel]`` (``get_state()``, robomimic's ``states``)
-the way robomimic's ``reset_to`` does: a full reset first (fresh controllers), then
-``sim.set_state_from_flattened`` and ``sim.forward``.
+the way robomimic's ``reset_to`` does (a full reset, then ``sim.set_state_from_flattened`` and
+``sim.forward``) and also rebuilds robosuite's controllers as a reset into that arm pose would
+(their nullspace target and cached kinematics are not part of the MuJoCo state), so replaying an
+episode's actions from its first state reproduces it bit for bit. From a mid-episode state the
+simulator is exact but the controllers start afresh (the gripper's command ramp from zero, the
+nullspace target at the current pose); pickling carries those too.
 
 robosuite (the ``mujoco`` extra) is imported and the simulator built on the first ``reset``, so
 ``gym.make``, ``make_vec`` and pickling an unreset env cost almost nothing; a missing robosuite
