@@ -188,3 +188,30 @@ def test_slow_real_builds_replay(dataset_id):
     report = build(recipe, n_episodes=2, progress=False)
     assert report.succeeded == 2
     assert verify(dataset_id, progress=False).ok
+
+
+def test_embedded_pusht_is_what_the_recipe_builds():
+    """The packaged Push-T data installs on first load and is bit-identical to a fresh rollout
+    of the current expert from the same seed (a stale embedded file fails here)."""
+    from lnmdn_agents.data import load_episodes
+    from lnmdn_datasets.minari_io import embedded_dataset_ids
+    from lnmdn_datasets.recipes import record_episode
+    from lnmdn_envs import make_task_env
+
+    assert "lnmdn/pusht/expert-v0" in embedded_dataset_ids()
+    episodes = load_episodes("lnmdn/pusht/expert-v0")
+    ds = minari.load_dataset("lnmdn/pusht/expert-v0")
+    meta = ds.storage.metadata
+    assert len(episodes) == meta["total_episodes"] == 200
+    assert meta["expert_success_rate"] >= 0.9 and meta["installed_from"] == "embedded"
+    recipe = get_recipe("lnmdn/pusht/expert-v0")
+    env = make_task_env(recipe.task_id)
+    index = 7
+    fresh, ok = record_episode(env, recipe.make_expert(), meta["seeds"][index])
+    assert ok
+    stored = ds[index]
+    np.testing.assert_array_equal(fresh.observations, stored.observations)
+    np.testing.assert_array_equal(fresh.actions, stored.actions)
+    np.testing.assert_array_equal(fresh.infos["state"], stored.infos["state"])
+    report = verify("lnmdn/pusht/expert-v0", n_episodes=5, atol=0.0, progress=False)
+    assert report.ok and report.max_obs_error == 0.0
