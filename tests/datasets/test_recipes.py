@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import minari
 import numpy as np
 import pytest
@@ -149,15 +147,6 @@ def test_recipe_table():
         get_recipe("lnmdn/pusht/expert-v1")
 
 
-def _expert_available(recipe: Recipe) -> bool:
-    module = str(recipe.expert).partition(":")[0]
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize(
     "dataset_id",
     [
@@ -168,8 +157,6 @@ def _expert_available(recipe: Recipe) -> bool:
 )
 def test_small_real_builds_replay(dataset_id):
     recipe = get_recipe(dataset_id)
-    if not _expert_available(recipe):
-        pytest.skip(f"{recipe.expert} is not written yet")
     report = build(recipe, n_episodes=3, progress=False)
     assert report.succeeded == 3
     ds = minari.load_dataset(dataset_id)
