@@ -217,7 +217,12 @@ def _ensure_namespaces(dataset_id: str) -> None:
 
     namespace = parse_dataset_id(dataset_id)[0]
     if namespace is not None and namespace not in list_local_namespaces():
-        create_namespace(namespace)
+        try:
+            create_namespace(namespace)
+        except ValueError:
+            # Created by a concurrent build between the check and the call.
+            if namespace not in list_local_namespaces():
+                raise
 
 
 def _json_ready(value: Any) -> Any:

@@ -263,3 +263,19 @@ def test_load_episodes_builds_an_auto_build_recipe(monkeypatch):
     monkeypatch.setitem(recipes.RECIPES, slow.dataset_id, slow)
     with pytest.raises(FileNotFoundError, match="lnmdn datasets build test/pointmaze-umaze/manual"):
         load_episodes(slow.dataset_id)
+
+
+def _load_pusht_in_subprocess(_: int) -> int:
+    from lnmdn_agents.data import load_episodes
+
+    return len(load_episodes("lnmdn/pusht/expert-v0"))
+
+
+def test_concurrent_first_loads_install_once():
+    """Parallel runs on a fresh root (e.g. several trainings) all get the embedded data."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(2) as pool:
+        assert pool.map(_load_pusht_in_subprocess, range(2)) == [200, 200]
+    assert list(minari.list_local_datasets()) == ["lnmdn/pusht/expert-v0"]
+    assert not list(minari_io.minari_root().glob(".lnmdn-build-*"))
