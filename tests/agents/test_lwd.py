@@ -281,6 +281,35 @@ def test_two_phase_training_samples_the_demonstrated_behaviours():
     assert after < 0.2 and after < 0.5 * before, (after, before)
 
 
+def test_train_runs_both_phases_and_the_run_folder_loads(tmp_path):
+    import json
+
+    from lnmdn_agents.training import TrainConfig, train
+
+    overrides = {k: v for k, v in TINY.items() if k not in ("obs_dim", "action_dim")}
+    config = TrainConfig(
+        policy="lwd",
+        dataset="synthetic/two-mode",
+        epochs=4,
+        batch_size=32,
+        lr=2e-3,
+        warmup_epochs=0,
+        output_dir=str(tmp_path),
+        run_name="lwd",
+        progress=False,
+        policy_overrides=overrides,
+    )
+    run_dir = train(config, episodes=two_mode_episodes(12))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train/phase"] for r in records] == [1.0, 1.0, 2.0, 2.0]
+    assert "train/recon_mse" in records[1] and "train/diffusion_mse" in records[2]
+    assert records[3]["train/diffusion_mse"] < records[2]["train/diffusion_mse"]
+    policy = load_policy(run_dir)
+    assert isinstance(policy, LWDPolicy) and policy.latent_stats_count.item() > 0
+    action, _ = policy.predict(np.zeros((2, 4), np.float32))
+    assert action.shape == (1, 2)
+
+
 # -- closed loop ----------------------------------------------------------------------------------
 def test_replan_counter_samples_a_latent_every_replan_every_steps():
     torch.manual_seed(0)
