@@ -85,7 +85,8 @@ class TrainConfig:
         lr: peak learning rate of AdamW.
         min_lr: learning rate at the end of the cosine decay (the paper: 3e-7).
         weight_decay: AdamW weight decay.
-        warmup_epochs: linear warm-up length in epochs (may be fractional).
+        warmup_epochs: linear warm-up length in epochs (may be fractional; at most a tenth of
+            the run, so short runs still reach the peak and decay).
         grad_clip: maximum gradient norm (0 disables clipping).
         val_every: validate every this many epochs (and after the last).
         val_max_windows: validate on at most this many validation windows (a seeded subset;
@@ -187,16 +188,14 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: flo
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def _dist_info() -> tuple[int, int, int]:
+def _dist_info(device: str) -> tuple[int, int, int]:
     """(rank, local_rank, world_size), initialising the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 0, 1
     if not dist.is_initialized():
-        backend = (
-            "nccl" if torch.cuda.is_available() and os.environ.get("LNMDN_GLOO") != "1" else "gloo"
-        )
-        dist.init_process_group(backend=backend)
+        cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
     return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size()
 
 
@@ -354,7 +353,7 @@ def train(
     """
     from lnmdn_agents.data import load_episodes, make_splits
 
-    rank, local_rank, world = _dist_info()
+    rank, local_rank, world = _dist_info(config.device)
     if config.batch_size % world:
         raise ValueError(
             f"batch_size must be divisible by the number of processes, got "
@@ -407,7 +406,8 @@ def train(
         )
     steps_per_epoch = n_train // batch_size
     total_steps = steps_per_epoch * config.epochs
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    # A short run (a demo, a test) still reaches the peak and decays: warm-up <= 10% of the run.
+    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 10)
 
     # Model, EMA, optimiser.
     torch.manual_seed(config.seed)
@@ -631,7 +631,11 @@ def _make_train_command() -> Any:
             config = TrainConfig(**kwargs, policy_overrides=overrides)
         except (ValueError, TypeError, KeyError) as err:
             raise typer.BadParameter(str(err).strip("\"'")) from err
-        run_dir = train(config, resume=resume)
+        try:
+            run_dir = train(config, resume=resume)
+        except (FileNotFoundError, FileExistsError, ValueError) as err:
+            logger.error("%s", err)
+            raise typer.Exit(1) from None
         logger.info("run folder: %s", run_dir)
 
     train_command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
