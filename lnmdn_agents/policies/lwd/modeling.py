@@ -8,9 +8,10 @@ Hegde, Salhotra, Sukhatme, "Latent Weight Diffusion: Generating Policies from Tr
                                --HyperNetwork-------> weights of pi_z: Do -> 64 -> 64 -> Da
                                loss = mean_i || pi_z(o_i) - a_i ||^2 + kl_weight * KL(q || N(0,I))
                                (i runs over the window's steps that carry an observation)
-    phase 2 (latent diffusion) frozen encoder: z0 = mu(window), standardised with running stats;
-                               DDPM epsilon loss of a residual-MLP denoiser conditioned on
-                               the observation history o(t-To+1..t)
+    phase 2 (latent diffusion) frozen encoder: z0 = mu(window), centred and scaled by running
+                               statistics (one scale for all dims); DDPM epsilon loss of a
+                               residual-MLP denoiser conditioned on the shared backbone's
+                               context of the observation history o(t-To+1..t)
     closed loop              every replan_every env steps:   z ~ DDIM(p(z | o(t-To+1..t)))
                                                              weights = HyperNetwork(z)  (once)
                              every env step:                 a_t = pi_z(o_t)
