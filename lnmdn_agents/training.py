@@ -463,8 +463,8 @@ def train(
         steps_per_epoch,
         world,
     )
-    obs_all = torch.from_numpy(splits.train.window_arrays()[0])
-    act_all = torch.from_numpy(splits.train.window_arrays()[1])
+    obs_np, act_np = splits.train.window_arrays()
+    obs_all, act_all = torch.from_numpy(obs_np), torch.from_numpy(act_np)
     params = [p for p in policy.parameters() if p.requires_grad]
     bar = tqdm(
         total=total_steps,

@@ -125,6 +125,8 @@ class PolicyBase(nn.Module):
     """
 
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    #: True when ``log_prob`` (density models only) returns a lower bound, not the exact density.
+    log_prob_is_bound: ClassVar[bool] = False
 
     def __init__(self, config: PolicyConfig, stats: dict[str, dict[str, np.ndarray]] | None = None):
         super().__init__()
