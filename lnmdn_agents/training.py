@@ -114,7 +114,7 @@ class TrainConfig:
     warmup_epochs: float = 3.0
     grad_clip: float = 1.0
     val_every: int = 1
-    val_max_windows: int = 512
+    val_max_windows: int = 256
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     output_dir: str = "runs"

@@ -428,3 +428,18 @@ def test_diffusion_ema_decay_warms_up():
     assert decays[0] == 0.0 and decays[1] < decays[2] < decays[3] == 0.9999
     off = make_policy("diffusion", small_config("diffusion", use_ema=False))
     assert off.ema_decay(100) is None
+
+
+def test_diffusion_stratified_bound_estimates_the_full_bound():
+    """The default log_prob (a few stratified timesteps) averages to the all-terms bound."""
+    policy, batch = setup("diffusion", n=8)
+    policy.eval()
+    obs, act = history(policy, batch), batch["action"]
+    full = dataclasses.replace(policy.config, elbo_terms=policy.config.num_train_timesteps)
+    few = dataclasses.replace(policy.config, elbo_terms=6)
+    torch.manual_seed(0)
+    policy.config = full
+    exact = torch.stack([policy.log_prob(obs, act) for _ in range(40)]).mean()
+    policy.config = few
+    estimate = torch.stack([policy.log_prob(obs, act) for _ in range(200)]).mean()
+    assert abs(float(estimate - exact)) < 0.05 * abs(float(exact)), (estimate, exact)

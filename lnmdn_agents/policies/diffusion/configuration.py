@@ -30,6 +30,10 @@ class DiffusionConfig(BackboneConfig):
             weights are the EMA ones.
         ema_power: EMA warm-up power (decay = 1 - (1 + step) ** -ema_power; Diffusion Policy: 0.75).
         ema_max_decay: upper bound on the EMA decay (Diffusion Policy: 0.9999).
+        elbo_terms: U-Net passes per ``log_prob`` call: the first and last timesteps plus
+            ``elbo_terms - 2`` strata of the others, one random timestep per stratum weighted by
+            its size (an unbiased estimate of the full variational bound;
+            ``num_train_timesteps`` or more evaluates every term).
     """
 
     down_dims: tuple[int, ...] = (80, 160, 304)
@@ -43,6 +47,7 @@ class DiffusionConfig(BackboneConfig):
     use_ema: bool = True
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
+    elbo_terms: int = 10
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,7 +56,13 @@ class DiffusionConfig(BackboneConfig):
             not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.down_dims
         ):
             raise ValueError(f"down_dims must be positive integers, got {self.down_dims=}")
-        for f in ("kernel_size", "n_groups", "diffusion_step_embed_dim", "num_train_timesteps"):
+        for f in (
+            "kernel_size",
+            "n_groups",
+            "diffusion_step_embed_dim",
+            "num_train_timesteps",
+            "elbo_terms",
+        ):
             value = getattr(self, f)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
