@@ -35,6 +35,10 @@ from lnmdn_agents.evaluation.cli import eval_command  # noqa: E402
 
 app.command("eval")(eval_command)
 
+from lnmdn_agents.bench import bench_command  # noqa: E402
+
+app.command("bench")(bench_command)
+
 from lnmdn_agents.training import train_command  # noqa: E402
 
 app.command("train")(train_command)

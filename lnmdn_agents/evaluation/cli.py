@@ -47,6 +47,9 @@ def eval_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    threads: Annotated[
+        int, typer.Option("--threads", help="Torch threads while evaluating (0: torch default).")
+    ] = 1,
 ) -> None:
     """Evaluate one or several runs (offline + closed loop) and print a comparison table."""
     from lnmdn_agents.evaluation.report import comparison_rows, format_table
@@ -70,6 +73,7 @@ def eval_command(
             max_windows=max_windows or None,
             video_dir=(videos / run.name) if videos else None,
             seed=seed,
+            threads=threads or None,
         )
         info["name"] = str(run)
         infos.append(info)

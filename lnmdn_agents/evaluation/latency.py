@@ -26,7 +26,27 @@ from torch import Tensor, nn
 
 from lnmdn_agents.policies.base import Policy
 
-__all__ = ["count_parameters", "measure_latency", "policy_latency"]
+__all__ = ["count_parameters", "measure_latency", "policy_latency", "torch_threads"]
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)`` (None: leave it), then restore.
+
+    Small-batch inference gains little from intra-op threads, and on a busy CPU extra threads
+    cost far more than they give (spinning OpenMP workers): evaluation defaults to one thread.
+    """
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ValueError(f"threads must be >= 1 or None, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def measure_latency(fn: Callable[[], Any], n_calls: int = 50, warmup: int = 5) -> dict[str, float]:

@@ -135,6 +135,20 @@ def color(policy: str) -> str:
     return palette[sum(map(ord, policy)) % len(palette)]
 
 
+def _plain_log(ax: Any, x: bool = False, y: bool = True) -> None:
+    """Log scale with tick labels written as plain numbers (0.2, 0.5, 20), not 2 x 10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fmt = FuncFormatter(lambda v, _pos: f"{v:.3g}")
+    for use, axis, setter in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if not use:
+            continue
+        setter("log")
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(fmt)
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _axes(plt: Any, n: int, width: float = 4.6, height: float = 3.6) -> tuple[Any, list[Any]]:
     fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
     return fig, list(axes[0])
@@ -151,26 +165,36 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_curves(
-    curves: dict[str, dict[str, dict[str, list[float]]]], path: Path, key: str = "val/nll"
+    curves: dict[str, dict[str, dict[str, Any]]], path: Path, key: str = "val/nll"
 ) -> Path | None:
-    """``curves[task][policy] = {"epoch": [...], key: [...]}`` -> one panel per task."""
-    tasks = [t for t in curves if any(key in c and c[key] for c in curves[t].values())]
-    if not tasks:
+    """``curves[task][policy] = {"epoch": [...], key: [...], "kind": "exact"|"bound"}``.
+
+    One panel per (task, policy), each with its own y axis: the mixture's exact NLL and
+    diffusion's bound are on different scales and are not comparable numbers.
+    """
+    panels = [
+        (task, policy, c)
+        for task in curves
+        for policy, c in sorted(curves[task].items())
+        if c.get(key)
+    ]
+    if not panels:
         return None
     plt = _plt()
-    fig, axes = _axes(plt, len(tasks))
-    for ax, task in zip(axes, tasks, strict=True):
-        for policy, c in sorted(curves[task].items()):
-            if c.get(key):
-                ep = c.get("epoch") or list(range(1, len(c[key]) + 1))
-                ax.plot(ep, c[key], marker="o", ms=3, color=color(policy), label=policy)
-                if c.get(f"{key}_std"):
-                    m, s = np.asarray(c[key]), np.asarray(c[f"{key}_std"])
-                    ax.fill_between(ep, m - s, m + s, color=color(policy), alpha=0.15)
-        ax.set_title(f"{task}: validation NLL per action element")
+    fig, axes = _axes(plt, len(panels), width=4.0, height=3.3)
+    for ax, (task, policy, c) in zip(axes, panels, strict=True):
+        ep = [e + 1 for e in (c.get("epoch") or range(len(c[key])))]
+        m = np.asarray(c[key], dtype=float)
+        ax.plot(ep, m, marker="o", ms=3, color=color(policy), label=policy)
+        if c.get(f"{key}_std"):
+            sd = np.asarray(c[f"{key}_std"], dtype=float)
+            ax.fill_between(ep, m - sd, m + sd, color=color(policy), alpha=0.15)
+        kind = c.get("kind") or "exact"
+        ax.set_title(f"{task} · {policy}", fontsize=10)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("NLL / element (normalised units; diffusion: bound)")
-        ax.legend(fontsize=8)
+        ax.set_ylabel(f"val NLL / element ({kind})")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle("Validation NLL per action element over training (normalised units)", fontsize=11)
     return _save(fig, path)
 
 
@@ -184,19 +208,25 @@ def plot_best_of_k(data: dict[str, dict[str, dict[str, float]]], path: Path) -> 
         for policy, bok in sorted(per_policy.items()):
             ks = sorted(int(k) for k in bok)
             ax.plot(ks, [bok[str(k)] for k in ks], marker="o", color=color(policy), label=policy)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks([1, 2, 5, 10])
-        ax.set_xticklabels(["1", "2", "5", "10"])
-        ax.set_title(f"{task}: best-of-K MSE")
+        _plain_log(ax, x=True, y=True)
+        ax.set_xticks(ks)
+        ax.set_xticklabels([str(k) for k in ks])
+        ax.set_title(f"{task}: best-of-K MSE (lower is better)")
         ax.set_xlabel("K (samples drawn)")
         ax.set_ylabel("MSE (normalised action units)")
         ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def plot_per_step(data: dict[str, dict[str, list[float]]], path: Path) -> Path | None:
-    """``data[task][policy] = per-step MSE (T,)`` -> error against the horizon step."""
+def plot_per_step(
+    data: dict[str, dict[str, list[float]]],
+    path: Path,
+    executed: tuple[int, int] | None = None,
+) -> Path | None:
+    """``data[task][policy] = per-step MSE (T,)`` -> error against the horizon step.
+
+    ``executed = (To - 1, Ta)`` shades the steps a closed-loop rollout executes.
+    """
     if not data:
         return None
     plt = _plt()
@@ -204,7 +234,11 @@ def plot_per_step(data: dict[str, dict[str, list[float]]], path: Path) -> Path |
     for ax, (task, per_policy) in zip(axes, data.items(), strict=True):
         for policy, err in sorted(per_policy.items()):
             ax.plot(range(len(err)), err, marker="o", ms=3, color=color(policy), label=policy)
-        ax.set_yscale("log")
+        _plain_log(ax)
+        if executed is not None:
+            start, ta = executed
+            ax.axvspan(start - 0.5, start + ta - 0.5, color="grey", alpha=0.12, label="executed")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(f"{task}: error along the predicted chunk")
         ax.set_xlabel("horizon step t (0 = first observed step)")
         ax.set_ylabel("MSE of the deterministic chunk")
@@ -237,8 +271,7 @@ def plot_sample_efficiency(
                 color=color(policy),
                 label=policy,
             )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _plain_log(ax, x=True, y=True)
         ax.set_title(f"{task}: sample efficiency")
         ax.set_xlabel("training episodes used (%)")
         ax.set_ylabel(ylabel)
@@ -302,7 +335,9 @@ def plot_trajectories(
 
 
 def plot_latency_accuracy(
-    data: dict[str, dict[str, list[dict[str, float]]]], path: Path
+    data: dict[str, dict[str, list[dict[str, float]]]],
+    path: Path,
+    ylabel: str = "best-of-10 MSE (normalised)",
 ) -> Path | None:
     """``data[task][policy] = [{"steps", "latency_ms", "mse"}, ...]`` -> MSE against latency."""
     if not data:
@@ -324,10 +359,9 @@ def plot_latency_accuracy(
                         xytext=(4, 4),
                         fontsize=7,
                     )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _plain_log(ax, x=True, y=True)
         ax.set_title(f"{task}: accuracy against latency")
         ax.set_xlabel("latency per chunk, batch 1 (ms, median)")
-        ax.set_ylabel("best-of-K MSE (normalised)")
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
     return _save(fig, path)

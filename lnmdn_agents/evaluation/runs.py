@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lnmdn_agents.checkpoint import atomic_write_text, load_policy
-from lnmdn_agents.evaluation.latency import count_parameters, policy_latency
+from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
 
@@ -80,6 +80,7 @@ def evaluate_run(
     seed: int = 0,
     progress: bool = True,
     write: bool = True,
+    threads: int | None = 1,
 ) -> dict[str, Any]:
     """Evaluate one run folder and write ``eval_info.json`` into it.
 
@@ -98,12 +99,48 @@ def evaluate_run(
         seed: sampling seed (offline and closed loop).
         progress: progress bars.
         write: write ``eval_info.json``.
+        threads: torch threads while evaluating (None: leave torch's setting).
 
     Returns:
         ``{"name", "run_dir", "policy", "dataset", "env_id", "params", "latency", "offline",
         "closed_loop", "wall_time_s"}``.
     """
-    run_dir = Path(run_dir)
+    with torch_threads(threads):
+        return _evaluate_run(
+            Path(run_dir),
+            env_id,
+            n_episodes,
+            dataset_id,
+            n_envs=n_envs,
+            offline=offline,
+            closed_loop=closed_loop,
+            max_windows=max_windows,
+            ks=ks,
+            latency_calls=latency_calls,
+            video_dir=video_dir,
+            seed=seed,
+            progress=progress,
+            write=write,
+        )
+
+
+def _evaluate_run(
+    run_dir: Path,
+    env_id: str | None,
+    n_episodes: int,
+    dataset_id: str | None,
+    *,
+    n_envs: int | None,
+    offline: bool,
+    closed_loop: bool,
+    max_windows: int | None,
+    ks: tuple[int, ...],
+    latency_calls: int,
+    video_dir: str | Path | None,
+    seed: int,
+    progress: bool,
+    write: bool,
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     policy = load_policy(run_dir)
     train_cfg = read_train_config(run_dir)

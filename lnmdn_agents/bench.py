@@ -1,0 +1,787 @@
+"""``lnmdn bench``: the comparison protocol in one command (results.json, report.md, figures).
+
+The protocol is a grid of *cells* ``(task, policy, training fraction, seed)``. Each cell trains a
+policy from scratch (``lnmdn_agents.training.train``), then measures on the task's held-out test
+episodes and in closed loop::
+
+    cell = train -> offline metrics (test split) -> closed loop (seeds 100000+) -> latency, params
+                 -> sampled chunks for the trajectory figure -> diffusion step sweep (if any)
+
+Each finished cell is written atomically to ``<out>/cells/<cell>.json``; a later run skips the
+cells whose file exists (resumable), and cells computed elsewhere merge by copying their files
+into ``cells/`` (runnable in parts: ``--task``, ``--policy``, ``--cell`` filters). Whatever cells
+are present are then aggregated into ``results.json``, ``report.md`` and ``figures/*.png``.
+
+Presets:
+
+* ``demo``: Push-T (the embedded data), ``liquid_mdn`` vs ``diffusion``, small models trained
+  briefly, a few closed-loop episodes. The README's main job (``make demo``), minutes on a laptop.
+* ``paper``: Push-T, Can and PointMaze; every registered policy; the seven training fractions;
+  three seeds; 120 epochs at paper scale. Days on a CPU: run it in parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import typer
+
+from lnmdn_agents.checkpoint import atomic_write_text, load_policy
+from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
+from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
+from lnmdn_agents.evaluation.report import (
+    comparison_rows,
+    format_table,
+    markdown_table,
+    plot_best_of_k,
+    plot_curves,
+    plot_latency_accuracy,
+    plot_per_step,
+    plot_sample_efficiency,
+    plot_trajectories,
+)
+from lnmdn_agents.evaluation.rollout import evaluate, wilson_interval
+from lnmdn_agents.evaluation.runs import read_metrics
+
+__all__ = [
+    "BENCH_TASKS",
+    "PRESETS",
+    "BenchPreset",
+    "BenchTask",
+    "aggregate",
+    "bench_command",
+    "cell_id",
+    "load_cells",
+    "make_preset",
+    "plan_cells",
+    "run_bench",
+    "run_cell",
+    "write_report",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One task of the protocol.
+
+    Attributes:
+        name: short name used in cell ids and figures.
+        dataset: Minari id of the demonstrations.
+        env_id: closed-loop env.
+    """
+
+    name: str
+    dataset: str
+    env_id: str
+
+
+BENCH_TASKS: dict[str, BenchTask] = {
+    t.name: t
+    for t in [
+        BenchTask("pusht", "lnmdn/pusht/expert-v0", "lnmdn/PushT-v0"),
+        BenchTask("can", "lnmdn/can/expert-v0", "lnmdn/Can-v0"),
+        BenchTask("pointmaze", "lnmdn/pointmaze-medium/expert-v0", "lnmdn/PointMaze-Medium-v0"),
+    ]
+}
+
+
+@dataclass
+class BenchPreset:
+    """Everything one bench run does. Every field can be overridden from the CLI or a test.
+
+    Attributes:
+        name: preset name (also the default output folder ``runs/bench/<name>``).
+        tasks: task names (keys of ``BENCH_TASKS``).
+        policies: registered policy names; empty = every registered policy.
+        fractions: training fractions (share of the training episodes, nested subsets).
+        seeds: training seeds (weights, batch order, sampling).
+        epochs: training epochs per cell.
+        batch_size: training batch size.
+        lr: peak learning rate.
+        warmup_epochs: warm-up length in epochs.
+        val_max_windows: validation windows per epoch (the NLL curve).
+        policy_overrides: per policy, config fields to change (model size).
+        episodes: closed-loop episodes per cell (0: none).
+        n_envs: vector envs for the rollouts.
+        closed_loop_fractions: fractions whose cells also run closed loop (empty: all).
+        max_windows: test windows for the offline metrics (None: all).
+        ks: best-of-K values.
+        latency_calls: timed calls per latency measurement.
+        diffusion_steps: inference step counts swept for policies with ``num_inference_steps``.
+        sweep_max_windows: test windows per point of the step sweep.
+        trajectory_windows: test windows drawn in the trajectory figure.
+        trajectory_samples: sampled chunks drawn per window.
+        train_threads: torch threads for training (None: torch's default).
+        eval_threads: torch threads for evaluation and latency (None: torch's default; 1 by
+            default: batch-1 inference gains little from intra-op threads).
+    """
+
+    name: str
+    tasks: tuple[str, ...] = ("pusht",)
+    policies: tuple[str, ...] = ("liquid_mdn", "diffusion")
+    fractions: tuple[float, ...] = (1.0,)
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 120
+    batch_size: int = 64
+    lr: float = 3e-4
+    warmup_epochs: float = 3.0
+    val_max_windows: int = 512
+    policy_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    episodes: int = 50
+    n_envs: int = 8
+    closed_loop_fractions: tuple[float, ...] = (1.0,)
+    max_windows: int | None = None
+    ks: tuple[int, ...] = (1, 2, 5, 10)
+    latency_calls: int = 50
+    diffusion_steps: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
+    sweep_max_windows: int = 512
+    trajectory_windows: int = 2
+    trajectory_samples: int = 8
+    train_threads: int | None = None
+    eval_threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in BENCH_TASKS]
+        if unknown:
+            raise ValueError(f"unknown bench task(s) {unknown}; known: {sorted(BENCH_TASKS)}")
+        if any(not 0 < f <= 1 for f in self.fractions):
+            raise ValueError(f"fractions must be in (0, 1], got {self.fractions}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs=}")
+
+
+# Small models for the demo: the same architectures, narrower, so that both train in minutes.
+_DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
+    "liquid_mdn": {
+        "d_model": 64,
+        "n_layers": 1,
+        "rnn_layers": 2,
+        "rnn_hidden": 64,
+        "cfc_backbone_units": 64,
+        "decoder_hidden": 64,
+        "action_embed_dim": 32,
+    },
+    "diffusion": {
+        "d_model": 64,
+        "n_layers": 1,
+        "down_dims": (24, 48, 48),
+        "num_inference_steps": 10,
+        "sampler": "ddim",
+    },
+}
+
+
+def _paper_fractions() -> tuple[float, ...]:
+    from lnmdn_agents.data import TRAINING_FRACTIONS
+
+    return tuple(TRAINING_FRACTIONS)
+
+
+PRESETS: dict[str, Any] = {
+    "demo": lambda: BenchPreset(
+        name="demo",
+        tasks=("pusht",),
+        policies=("liquid_mdn", "diffusion"),
+        epochs=8,
+        batch_size=128,
+        lr=1e-3,
+        warmup_epochs=0.5,
+        val_max_windows=256,
+        policy_overrides=_DEMO_OVERRIDES,
+        episodes=8,
+        n_envs=8,
+        max_windows=512,
+        latency_calls=20,
+        diffusion_steps=(1, 2, 5, 10, 20),
+        sweep_max_windows=128,
+    ),
+    "paper": lambda: BenchPreset(
+        name="paper",
+        tasks=("pusht", "can", "pointmaze"),
+        policies=(),
+        fractions=_paper_fractions(),
+        seeds=(0, 1, 2),
+        epochs=120,
+        batch_size=64,
+        episodes=50,
+        n_envs=8,
+        closed_loop_fractions=(1.0,),
+        max_windows=None,
+    ),
+}
+
+
+def make_preset(name: str, **overrides: Any) -> BenchPreset:
+    """A preset by name, with fields replaced by ``overrides`` (None values are ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown bench preset {name!r}; known: {sorted(PRESETS)}")
+    preset: BenchPreset = PRESETS[name]()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(BenchPreset)}
+    bad = sorted(set(changes) - known)
+    if bad:
+        raise ValueError(f"unknown preset field(s) {bad}; known: {sorted(known)}")
+    return dataclasses.replace(preset, **changes)
+
+
+def cell_id(task: str, policy: str, fraction: float, seed: int) -> str:
+    """``pusht/liquid_mdn/frac1/seed0`` (fractions written with up to 4 significant digits)."""
+    return f"{task}/{policy}/frac{fraction:.4g}/seed{seed}"
+
+
+def _cell_file(out: Path, cid: str) -> Path:
+    return out / "cells" / (cid.replace("/", "__") + ".json")
+
+
+def _policies(preset: BenchPreset) -> list[str]:
+    from lnmdn_agents.policies import available_policies
+
+    names = list(preset.policies) or available_policies()
+    unknown = [p for p in names if p not in available_policies()]
+    if unknown:
+        raise ValueError(
+            f"policies {unknown} are not registered; available: {available_policies()}"
+        )
+    return names
+
+
+def plan_cells(
+    preset: BenchPreset,
+    task: str | None = None,
+    policy: str | None = None,
+    cell: str | None = None,
+) -> list[tuple[str, str, float, int]]:
+    """The cells of ``preset`` that pass the filters (``cell`` is an fnmatch pattern)."""
+    cells = []
+    for t in preset.tasks:
+        for p in _policies(preset):
+            for f in preset.fractions:
+                for s in preset.seeds:
+                    cid = cell_id(t, p, f, s)
+                    if task and t != task:
+                        continue
+                    if policy and p != policy:
+                        continue
+                    if cell and not fnmatch.fnmatch(cid, cell):
+                        continue
+                    cells.append((t, p, f, s))
+    return cells
+
+
+# -- one cell -----------------------------------------------------------------------------------
+def _set_inference_steps(policy: Any, steps: int) -> None:
+    setter = getattr(policy, "set_num_inference_steps", None)
+    if callable(setter):
+        setter(steps)
+    else:
+        policy.config.num_inference_steps = steps
+
+
+def _trajectory_samples(policy: Any, windows: Any, n: int, k: int, seed: int) -> dict[str, Any]:
+    """Raw-unit demo chunks and k samples for n evenly spaced test windows."""
+    idx = np.linspace(0, len(windows) - 1, num=min(n, len(windows))).round().astype(int)
+    items = [windows[int(i)] for i in idx]
+    obs = torch.stack([torch.as_tensor(it["obs"]) for it in items])
+    demo = torch.stack([torch.as_tensor(it["action"]) for it in items])
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        policy.reset(None)
+        samples = policy.sample_chunks(obs, k)
+    return {
+        "obs": obs.tolist(),
+        "demo": demo.tolist(),
+        "samples": samples.float().tolist(),
+    }
+
+
+def run_cell(
+    preset: BenchPreset, task_name: str, policy_name: str, fraction: float, seed: int, out: Path
+) -> dict[str, Any]:
+    """Train and evaluate one cell; returns its result dict (also written to ``cells/``)."""
+    from lnmdn_agents.training import TrainConfig, train
+
+    task = BENCH_TASKS[task_name]
+    cid = cell_id(task_name, policy_name, fraction, seed)
+    logger.info("bench cell %s: training", cid)
+    t0 = time.perf_counter()
+    cfg = TrainConfig(
+        policy=policy_name,
+        dataset=task.dataset,
+        fraction=fraction,
+        epochs=preset.epochs,
+        seed=seed,
+        split_seed=0,
+        batch_size=preset.batch_size,
+        lr=preset.lr,
+        warmup_epochs=preset.warmup_epochs,
+        val_max_windows=preset.val_max_windows,
+        output_dir=str(out / "runs"),
+        run_name=cid.replace("/", "_"),
+        policy_overrides=dict(preset.policy_overrides.get(policy_name, {})),
+        num_threads=preset.train_threads,
+    )
+    run_dir = train(cfg, resume=True)
+    train_s = time.perf_counter() - t0
+    with torch_threads(preset.eval_threads):
+        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed)
+    result["train_wall_time_s"] = train_s
+    result["wall_time_s"] = time.perf_counter() - t0
+    path = _cell_file(out, cid)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+    logger.info("bench cell %s done in %.0f s -> %s", cid, result["wall_time_s"], path)
+    return result
+
+
+def _evaluate_cell(
+    preset: BenchPreset, task: BenchTask, cid: str, run_dir: Path, fraction: float, seed: int
+) -> dict[str, Any]:
+    from lnmdn_agents.data import make_splits
+
+    task_name, policy_name = task.name, cid.split("/")[1]
+    policy = load_policy(run_dir)
+    result: dict[str, Any] = {
+        "cell": cid,
+        "task": task_name,
+        "dataset": task.dataset,
+        "env_id": task.env_id,
+        "policy": policy_name,
+        "fraction": fraction,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "eval_threads": torch.get_num_threads(),
+        "policy_config": policy.config.to_dict(),
+        "params": count_parameters(policy),
+    }
+    records = read_metrics(run_dir)
+    result["curves"] = {
+        key: [r.get(key) for r in records if key in r] for key in ("val/nll", "train/loss")
+    }
+    result["curves"]["epoch"] = [r["epoch"] for r in records if "val/nll" in r]
+    logger.info("bench cell %s: offline metrics", cid)
+    result["offline"] = evaluate_offline(
+        policy,
+        task.dataset,
+        ks=preset.ks,
+        seed=seed,
+        max_windows=preset.max_windows,
+        split_seed=0,
+        progress=False,
+    )
+    result["latency"] = policy_latency(policy, n_calls=preset.latency_calls, seed=seed)
+    if preset.episodes > 0 and (
+        not preset.closed_loop_fractions or fraction in preset.closed_loop_fractions
+    ):
+        logger.info("bench cell %s: %d closed-loop episodes", cid, preset.episodes)
+        cl = evaluate(
+            policy,
+            task.env_id,
+            preset.episodes,
+            n_envs=preset.n_envs,
+            dataset_id=task.dataset,
+            torch_seed=seed,
+        )
+        result["closed_loop"] = cl
+    splits = make_splits(task.dataset, policy.config, seed=0)
+    result["trajectories"] = _trajectory_samples(
+        policy, splits.test, preset.trajectory_windows, preset.trajectory_samples, seed
+    )
+    if hasattr(policy.config, "num_inference_steps") and preset.diffusion_steps:
+        result["step_sweep"] = _step_sweep(policy, splits.test, preset, seed)
+    return result
+
+
+def _step_sweep(policy: Any, windows: Any, preset: BenchPreset, seed: int) -> list[dict[str, Any]]:
+    """Best-of-K MSE and latency for each inference step count (diffusion's speed/accuracy)."""
+    n = len(windows)
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(n, size=min(n, preset.sweep_max_windows), replace=False))
+    items = [windows[int(i)] for i in idx]
+    obs = torch.stack([torch.as_tensor(it["obs"]) for it in items])
+    act = torch.stack([torch.as_tensor(it["action"]) for it in items])
+    original = int(policy.config.num_inference_steps)
+    limit = int(getattr(policy.config, "num_train_timesteps", max(preset.diffusion_steps)))
+    points = []
+    try:
+        for steps in sorted(set(preset.diffusion_steps)):
+            if steps > limit:
+                continue
+            _set_inference_steps(policy, steps)
+            m = offline_metrics(policy, obs, act, ks=preset.ks, seed=seed)
+            lat = policy_latency(policy, n_calls=max(5, preset.latency_calls // 2), seed=seed)
+            k_max = str(max(preset.ks))
+            points.append(
+                {
+                    "steps": steps,
+                    "latency_ms": lat["end_to_end_ms"],
+                    "mse": m["best_of_k_mse"][k_max],
+                    "mse_deterministic": m["mse_deterministic"],
+                    "k": int(k_max),
+                }
+            )
+    finally:
+        _set_inference_steps(policy, original)
+    return points
+
+
+# -- aggregation --------------------------------------------------------------------------------
+def load_cells(out: Path) -> list[dict[str, Any]]:
+    """Every finished cell under ``out/cells`` (from this run or copied from elsewhere)."""
+    cells = []
+    for path in sorted((out / "cells").glob("*.json")):
+        try:
+            cells.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            logger.warning("skipping unreadable cell file %s", path)
+    return cells
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std())
+
+
+def aggregate(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per (task, policy) at the largest fraction: metrics averaged over seeds; plus the curves."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for c in cells:
+        groups[(c["task"], c["policy"])].append(c)
+    summary: dict[str, dict[str, Any]] = defaultdict(dict)
+    efficiency: dict[str, dict[str, dict[float, tuple[float, float]]]] = defaultdict(dict)
+    for (task, policy), cs in sorted(groups.items()):
+        top = max(c["fraction"] for c in cs)
+        full = [c for c in cs if c["fraction"] == top]
+        off = [c["offline"] for c in full]
+        ks = sorted({k for o in off for k in o["best_of_k_mse"]}, key=int)
+        entry: dict[str, Any] = {
+            "task": task,
+            "policy": policy,
+            "fraction": top,
+            "seeds": sorted(c["seed"] for c in full),
+            "params": full[0]["params"],
+            "latency": {
+                "end_to_end_ms": _mean_std([c["latency"]["end_to_end_ms"] for c in full])[0],
+                "head_ms": _mean_std([c["latency"].get("head_ms") for c in full])[0],
+            },
+            "offline": {
+                "nll": _mean_std([o.get("nll") for o in off])[0] if "nll" in off[0] else None,
+                "nll_kind": off[0].get("nll_kind"),
+                "mse_deterministic": _mean_std([o["mse_deterministic"] for o in off])[0],
+                "mse_sample_mean": _mean_std([o["mse_sample_mean"] for o in off])[0],
+                "best_of_k_mse": {
+                    k: _mean_std([o["best_of_k_mse"][k] for o in off])[0] for k in ks
+                },
+                "best_of_k_mse_std": {
+                    k: _mean_std([o["best_of_k_mse"][k] for o in off])[1] for k in ks
+                },
+                "per_step_mse": np.mean([o["per_step_mse"] for o in off], axis=0).tolist(),
+                "diversity": _mean_std([o.get("diversity") for o in off])[0],
+                "jerk": _mean_std([o.get("jerk") for o in off])[0],
+                "jerk_demo": _mean_std([o.get("jerk_demo") for o in off])[0],
+                "n_windows": off[0]["n_windows"],
+            },
+        }
+        cls = [c["closed_loop"] for c in full if c.get("closed_loop")]
+        if cls:
+            n_succ = sum(cl["n_successes"] for cl in cls)
+            n_ep = sum(cl["n_episodes"] for cl in cls)
+            lo, hi = wilson_interval(n_succ, n_ep)
+            entry["closed_loop"] = {
+                "success_rate": n_succ / n_ep,
+                "success_ci95": [lo, hi],
+                "n_successes": n_succ,
+                "n_episodes": n_ep,
+                "mean_score": _mean_std([cl["mean_score"] for cl in cls])[0],
+                "mean_length": _mean_std([cl["mean_length"] for cl in cls])[0],
+            }
+        summary[task][policy] = entry
+        k_max = ks[-1] if ks else "1"
+        for frac in sorted({c["fraction"] for c in cs}):
+            vals = [c["offline"]["best_of_k_mse"][k_max] for c in cs if c["fraction"] == frac]
+            efficiency[task].setdefault(policy, {})[frac] = _mean_std(vals)
+    return {"summary": summary, "efficiency": efficiency}
+
+
+def _curves(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for c in cells:
+        by[(c["task"], c["policy"])].append(c)
+    for (task, policy), cs in by.items():
+        top = max(c["fraction"] for c in cs)
+        series = [c["curves"] for c in cs if c["fraction"] == top and c["curves"].get("val/nll")]
+        if not series:
+            continue
+        n = min(len(s["val/nll"]) for s in series)
+        vals = np.array([s["val/nll"][:n] for s in series], dtype=float)
+        out[task][policy] = {
+            "kind": "bound"
+            if any(c.get("offline", {}).get("nll_kind") == "bound" for c in cs)
+            else "exact",
+            "epoch": series[0]["epoch"][:n],
+            "val/nll": vals.mean(0).tolist(),
+            "val/nll_std": vals.std(0).tolist() if len(series) > 1 else [],
+        }
+    return out
+
+
+def write_report(out: Path, cells: list[dict[str, Any]], preset: BenchPreset) -> dict[str, Any]:
+    """Aggregate ``cells`` into ``results.json``, ``report.md`` and ``figures/``."""
+    agg = aggregate(cells)
+    summary = agg["summary"]
+    fig_dir = out / "figures"
+    figures: dict[str, Path | None] = {}
+    figures["val_nll"] = plot_curves(_curves(cells), fig_dir / "val_nll.png")
+    figures["best_of_k"] = plot_best_of_k(
+        {t: {p: e["offline"]["best_of_k_mse"] for p, e in ps.items()} for t, ps in summary.items()},
+        fig_dir / "best_of_k.png",
+    )
+    cfg0 = cells[0].get("policy_config", {})
+    figures["per_horizon"] = plot_per_step(
+        {t: {p: e["offline"]["per_step_mse"] for p, e in ps.items()} for t, ps in summary.items()},
+        fig_dir / "per_horizon.png",
+        executed=(cfg0["n_obs_steps"] - 1, cfg0["n_action_steps"]) if cfg0 else None,
+    )
+    figures["sample_efficiency"] = plot_sample_efficiency(
+        agg["efficiency"],
+        fig_dir / "sample_efficiency.png",
+        ylabel=f"best-of-{max(preset.ks)} MSE (normalised)",
+    )
+    traj: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    sweep: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(dict)
+    for c in sorted(cells, key=lambda c: (c["seed"], -c["fraction"])):
+        if c.get("trajectories") and c["policy"] not in traj[c["task"]]:
+            traj[c["task"]][c["policy"]] = c["trajectories"]
+        if c["policy"] in sweep[c["task"]]:
+            continue
+        if c.get("step_sweep"):
+            sweep[c["task"]][c["policy"]] = c["step_sweep"]
+        elif c["fraction"] == max(x["fraction"] for x in cells if x["task"] == c["task"]):
+            k = str(max(int(k) for k in c["offline"]["best_of_k_mse"]))
+            sweep[c["task"]][c["policy"]] = [
+                {
+                    "latency_ms": c["latency"]["end_to_end_ms"],
+                    "mse": c["offline"]["best_of_k_mse"][k],
+                }
+            ]
+    figures["trajectories"] = plot_trajectories(
+        dict(traj), fig_dir / "trajectories.png", n_windows=preset.trajectory_windows
+    )
+    has_sweep = any(len(v) > 1 for ps in sweep.values() for v in ps.values())
+    figures["latency_accuracy"] = (
+        plot_latency_accuracy(
+            dict(sweep),
+            fig_dir / "latency_accuracy.png",
+            ylabel=f"best-of-{max(preset.ks)} MSE (normalised)",
+        )
+        if has_sweep
+        else None
+    )
+
+    entries = [{**e, "name": f"{task}"} for task, ps in summary.items() for e in ps.values()]
+    header, rows = comparison_rows(entries)
+    results = {
+        "preset": dataclasses.asdict(preset),
+        "n_cells": len(cells),
+        "summary": summary,
+        "efficiency": {
+            t: {p: {str(f): v for f, v in d.items()} for p, d in ps.items()}
+            for t, ps in agg["efficiency"].items()
+        },
+        "cells": [{k: v for k, v in c.items() if k not in ("trajectories",)} for c in cells],
+        "figures": {k: str(v) for k, v in figures.items() if v is not None},
+        "table": {"header": header, "rows": rows},
+    }
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
+    atomic_write_text(out / "report.md", _markdown(preset, cells, header, rows, figures, out))
+    return results
+
+
+def _markdown(
+    preset: BenchPreset,
+    cells: list[dict[str, Any]],
+    header: list[str],
+    rows: list[list[str]],
+    figures: dict[str, Path | None],
+    out: Path,
+) -> str:
+    lines = [
+        f"# lnmdn bench: preset `{preset.name}`",
+        "",
+        f"{len(cells)} cell(s): tasks {sorted({c['task'] for c in cells})}, policies "
+        f"{sorted({c['policy'] for c in cells})}, fractions "
+        f"{sorted({c['fraction'] for c in cells})}, seeds {sorted({c['seed'] for c in cells})}; "
+        f"{preset.epochs} epoch(s) each.",
+        "",
+        "## Comparison (largest training fraction, mean over seeds)",
+        "",
+        markdown_table(header, rows),
+        "",
+        "Errors are mean squared errors in normalised action units ([-1, 1] per action "
+        "dimension). NLL/el: negative log-likelihood per action element (`*`: an upper bound, "
+        "for diffusion). best-of-K: per test window, the best of K sampled chunks. Success: "
+        "closed-loop episodes with `is_success`, 95% Wilson interval; score: mean of each "
+        "episode's best task score (Push-T coverage / 0.95, clipped). Latency: median per "
+        "chunk at batch 1, end to end / head alone (backbone cached).",
+        "",
+    ]
+    captions = {
+        "val_nll": "Validation NLL per action element over training epochs.",
+        "best_of_k": "Best-of-K MSE against the number of samples K.",
+        "per_horizon": "Error of the deterministic chunk at each step of the horizon.",
+        "sample_efficiency": "Best-of-K MSE against the share of training episodes used.",
+        "trajectories": "Sampled chunks (colour) against the demonstration (black), first two "
+        "action dimensions; the star marks the chunk's first step.",
+        "latency_accuracy": "Accuracy against latency: diffusion at several inference step "
+        "counts, other policies as single points.",
+    }
+    lines += ["## Figures", ""]
+    for key, cap in captions.items():
+        path = figures.get(key)
+        if path is None:
+            lines += [f"- {cap} (not drawn: this run has too few cells for it)", ""]
+        else:
+            lines += [f"![{key}]({path.relative_to(out)})", "", cap, ""]
+    lines += [
+        "## Cells",
+        "",
+        "| cell | train s | epochs | test windows | wall s |",
+        "|---|---|---|---|---|",
+    ]
+    for c in cells:
+        lines.append(
+            f"| {c['cell']} | {c['train_wall_time_s']:.0f} | {len(c['curves'].get('epoch', []))} "
+            f"| {c['offline']['n_windows']} | {c['wall_time_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- entry point --------------------------------------------------------------------------------
+def run_bench(
+    preset: BenchPreset,
+    out: str | Path | None = None,
+    *,
+    task: str | None = None,
+    policy: str | None = None,
+    cell: str | None = None,
+    force: bool = False,
+    report_only: bool = False,
+) -> dict[str, Any]:
+    """Run the cells of ``preset`` not yet done, then aggregate every finished cell.
+
+    Args:
+        preset: what to run (see :class:`BenchPreset` and :func:`make_preset`).
+        out: output folder; default ``runs/bench/<preset.name>``.
+        task: only cells of this task.
+        policy: only cells of this policy.
+        cell: only cells whose id matches this fnmatch pattern (``pusht/*/frac1/seed0``).
+        force: recompute cells even when their result file exists.
+        report_only: compute nothing; aggregate the cells present.
+
+    Returns:
+        The ``results.json`` content plus ``out``, ``report`` and ``computed`` (cell ids).
+    """
+    out = Path(out) if out is not None else Path("runs") / "bench" / preset.name
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [] if report_only else plan_cells(preset, task, policy, cell)
+    if not report_only and not todo:
+        raise ValueError(
+            f"no cell of preset {preset.name!r} matches task={task!r}, policy={policy!r}, "
+            f"cell={cell!r}; cells look like {cell_id(preset.tasks[0], 'liquid_mdn', 1.0, 0)}"
+        )
+    computed = []
+    for t, p, f, s in todo:
+        cid = cell_id(t, p, f, s)
+        if _cell_file(out, cid).is_file() and not force:
+            logger.info("bench cell %s already done; skipped", cid)
+            continue
+        run_cell(preset, t, p, f, s, out)
+        computed.append(cid)
+    cells = load_cells(out)
+    if not cells:
+        raise FileNotFoundError(f"no finished cells under {out / 'cells'}; run the bench first")
+    results = write_report(out, cells, preset)
+    results.update({"out": str(out), "report": str(out / "report.md"), "computed": computed})
+    return results
+
+
+def bench_command(
+    preset: Annotated[
+        str, typer.Option("--preset", help="demo (minutes) or paper (days).")
+    ] = "demo",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default runs/bench/PRESET).")
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's cells.")] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Only this policy's cells.")
+    ] = None,
+    cell: Annotated[
+        str | None,
+        typer.Option(
+            "--cell", help="Only cells matching this pattern, e.g. 'pusht/*/frac1/seed0'."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Override training epochs.")
+    ] = None,
+    episodes: Annotated[
+        int | None, typer.Option("--episodes", help="Override closed-loop episodes per cell.")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Override seeds, comma-separated: 0,1,2.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute finished cells.")] = False,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Only aggregate the finished cells.")
+    ] = False,
+    list_cells: Annotated[
+        bool, typer.Option("--list", help="List the preset's cells and whether they are done.")
+    ] = False,
+) -> None:
+    """Run the comparison protocol: train, evaluate, write results.json, report.md, figures."""
+    try:
+        p = make_preset(
+            preset,
+            epochs=epochs,
+            episodes=episodes,
+            seeds=tuple(int(s) for s in seeds.split(",")) if seeds else None,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    out_dir = out if out is not None else Path("runs") / "bench" / p.name
+    if list_cells:
+        for t, pol, f, s in plan_cells(p, task, policy, cell):
+            cid = cell_id(t, pol, f, s)
+            done = "done" if _cell_file(out_dir, cid).is_file() else "todo"
+            typer.echo(f"{done}  {cid}")
+        return
+    t0 = time.perf_counter()
+    results = run_bench(
+        p, out_dir, task=task, policy=policy, cell=cell, force=force, report_only=report_only
+    )
+    table = results["table"]
+    typer.echo("")
+    typer.echo(format_table(table["header"], table["rows"]))
+    typer.echo(
+        "errors: MSE in normalised action units; NLL* = diffusion bound; success: Wilson 95% CI"
+    )
+    typer.echo(
+        f"{len(results['computed'])} cell(s) computed, {results['n_cells']} in the report, "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    typer.echo(f"report: {results['report']}  (figures in {Path(results['out']) / 'figures'})")

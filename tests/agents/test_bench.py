@@ -1,0 +1,172 @@
+"""`lnmdn eval` and `lnmdn bench` end to end on a tiny Push-T dataset, plus bench bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lnmdn_agents.bench import cell_id, make_preset, plan_cells
+from lnmdn_agents.cli import app
+
+TINY_MODELS = {
+    "liquid_mdn": {
+        "d_model": 16,
+        "n_layers": 1,
+        "n_heads": 2,
+        "rnn_layers": 1,
+        "rnn_hidden": 16,
+        "cfc_backbone_units": 16,
+        "decoder_hidden": 16,
+        "action_embed_dim": 8,
+    },
+    "diffusion": {
+        "d_model": 16,
+        "n_layers": 1,
+        "n_heads": 2,
+        "down_dims": (8, 16, 16),
+        "n_groups": 4,
+        "num_inference_steps": 3,
+        "sampler": "ddim",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_pusht_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6-episode Push-T dataset made by the suite's own expert, built once for this module."""
+    from lnmdn_datasets.recipes import build
+
+    root = tmp_path_factory.mktemp("minari_tiny_pusht")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(root))
+        build("lnmdn/pusht/expert-v0", n_episodes=6, progress=False)
+    return root
+
+
+@pytest.fixture
+def tiny_pusht(_isolated_minari_root, tiny_pusht_root, monkeypatch) -> str:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_pusht_root))
+    return "lnmdn/pusht/expert-v0"
+
+
+def tiny_preset(**kw):
+    base = dict(
+        epochs=1,
+        batch_size=64,
+        policy_overrides=TINY_MODELS,
+        episodes=2,
+        n_envs=2,
+        max_windows=32,
+        latency_calls=2,
+        diffusion_steps=(1, 3),
+        sweep_max_windows=16,
+        val_max_windows=32,
+        trajectory_samples=3,
+        train_threads=1,
+    )
+    base.update(kw)
+    return make_preset("demo", **base)
+
+
+def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch):
+    import lnmdn_agents.bench as bench
+
+    out = tmp_path / "bench"
+    preset = tiny_preset()
+    results = bench.run_bench(preset, out)
+    assert sorted(results["computed"]) == sorted(
+        cell_id("pusht", p, 1.0, 0) for p in ("liquid_mdn", "diffusion")
+    )
+    summary = results["summary"]["pusht"]
+    assert set(summary) == {"liquid_mdn", "diffusion"}
+    assert summary["diffusion"]["offline"]["nll_kind"] == "bound"
+    assert summary["liquid_mdn"]["offline"]["nll_kind"] == "exact"
+    for entry in summary.values():
+        assert entry["closed_loop"]["n_episodes"] == 2
+        bok = entry["offline"]["best_of_k_mse"]
+        assert bok["1"] >= bok["10"]
+    sweep = next(c for c in results["cells"] if c["policy"] == "diffusion")["step_sweep"]
+    assert [p["steps"] for p in sweep] == [1, 3]
+    for name in ("val_nll", "best_of_k", "per_horizon", "trajectories", "latency_accuracy"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
+    assert "sample_efficiency" not in results["figures"]  # one fraction: nothing to draw
+    report = (out / "report.md").read_text()
+    assert "| pusht | liquid_mdn |" in report and "figures/best_of_k.png" in report
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["n_cells"] == 2
+
+    # resumable: finished cells are not recomputed (training would fail loudly if called)
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was recomputed")
+
+    monkeypatch.setattr(bench, "run_cell", no_training)
+    again = bench.run_bench(preset, out)
+    assert again["computed"] == [] and again["n_cells"] == 2
+
+
+def test_eval_cli_writes_eval_info_and_compares_runs(tiny_pusht, tmp_path):
+    from lnmdn_agents.training import TrainConfig, train
+
+    runs = []
+    for policy in ("liquid_mdn", "diffusion"):
+        cfg = TrainConfig(
+            policy=policy,
+            dataset=tiny_pusht,
+            epochs=1,
+            output_dir=str(tmp_path / "runs"),
+            val_max_windows=16,
+            progress=False,
+            num_threads=1,
+            policy_overrides=TINY_MODELS[policy],
+        )
+        runs.append(train(cfg))
+    result = CliRunner().invoke(
+        app,
+        ["eval", *map(str, runs), "--episodes", "2", "--max-windows", "16", "--n-envs", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "liquid_mdn" in result.output and "diffusion" in result.output
+    assert "success [95% CI]" in result.output
+    for run in runs:
+        info = json.loads((Path(run) / "eval_info.json").read_text())
+        assert info["env_id"] == "lnmdn/PushT-v0"
+        assert info["closed_loop"]["seeds"] == [100000, 100001]
+        assert info["closed_loop"]["seeds_checked_against"] == tiny_pusht
+        assert info["offline"]["n_windows"] == 16
+        assert info["params"]["total"] > 0
+
+
+def test_eval_cli_rejects_a_folder_that_is_not_a_run(tmp_path):
+    result = CliRunner().invoke(app, ["eval", str(tmp_path), "--episodes", "1"])
+    assert result.exit_code != 0
+    assert "not a run folder" in re.sub(r"[\s│]+", " ", result.output)
+
+
+def test_plan_filters_and_presets():
+    paper = make_preset("paper")
+    assert paper.tasks == ("pusht", "can", "pointmaze") and len(paper.fractions) == 7
+    cells = plan_cells(paper, task="can", policy="diffusion")
+    assert len(cells) == 7 * len(paper.seeds)
+    assert all(t == "can" and p == "diffusion" for t, p, _, _ in cells)
+    only = plan_cells(paper, cell="pusht/liquid_mdn/frac1/seed*")
+    assert [(f, s) for _, _, f, s in only] == [(1.0, s) for s in paper.seeds]
+    with pytest.raises(ValueError, match="unknown bench preset"):
+        make_preset("huge")
+    with pytest.raises(ValueError, match="unknown preset field"):
+        make_preset("demo", epoch=3)
+    with pytest.raises(ValueError, match="unknown bench task"):
+        make_preset("demo", tasks=("cartpole",))
+
+
+def test_bench_cli_lists_cells(tmp_path):
+    result = CliRunner().invoke(
+        app, ["bench", "--preset", "paper", "--task", "pusht", "--list", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("todo  pusht/")
+    assert len(lines) == len(plan_cells(make_preset("paper"), task="pusht"))
