@@ -361,8 +361,9 @@ def _episodes_from_minari(dataset: Any) -> list[Episode]:
 def load_episodes(dataset_id: str) -> list[Episode]:
     """Load every episode of a Minari dataset.
 
-    ``lnmdn/*`` ids shipped inside the package are installed into the Minari root on first use;
-    other ``lnmdn/*`` ids must be built (``lnmdn datasets build ID``). ``D4RL/pointmaze/*``
+    A missing ``lnmdn/*`` id is provided on first use: the copy shipped inside the package is
+    installed (Push-T, seconds), or its recipe is built (PointMaze under a minute, Can about
+    6 minutes; ``lnmdn datasets build ID`` does the same ahead of time). ``D4RL/pointmaze/*``
     datasets are mapped to the PointMaze layout ``[x, y, vx, vy, goal_x, goal_y]``; when one is
     not local, it is downloaded (which needs network access).
 

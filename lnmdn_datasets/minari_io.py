@@ -566,13 +566,13 @@ def download_dataset(dataset_id: str) -> None:
 def ensure_local(dataset_id: str) -> bool:
     """Make ``dataset_id`` local if possible: install the embedded copy, build it, or download it.
 
-    In order: the packaged copy (``lnmdn_datasets/embedded``); a recipe marked ``auto_build``
-    (those that build in about a minute: the PointMaze datasets); a download for remote
+    In order: the packaged copy (``lnmdn_datasets/embedded``: Push-T); a recipe marked
+    ``auto_build`` (PointMaze, under a minute; Can, about 6 minutes); a download for remote
     namespaces (``D4RL/``).
 
     Returns:
-        True when the dataset is now local; False when nothing could provide it (the slow
-        recipes, e.g. Can, must be built explicitly with ``lnmdn datasets build``).
+        True when the dataset is now local; False when nothing could provide it (then
+        ``lnmdn datasets build`` or a converter must make it).
 
     Raises:
         DatasetDownloadError: a remote dataset's download failed.
@@ -593,8 +593,14 @@ def ensure_local(dataset_id: str) -> bool:
 
     recipe = RECIPES.get(dataset_id)
     if recipe is not None and recipe.auto_build:
-        logger.info(
-            "%s is not local: building it (lnmdn datasets build %s)", dataset_id, dataset_id
+        logger.warning(
+            "%s is not in the Minari root %s: building it now from its recipe (%d episodes of "
+            "%s; `lnmdn datasets build %s` does the same)",
+            dataset_id,
+            minari_root(),
+            recipe.n_episodes,
+            recipe.expert_name,
+            dataset_id,
         )
         try:
             build(recipe)
