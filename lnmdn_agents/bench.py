@@ -27,6 +27,7 @@ import fnmatch
 import json
 import logging
 import math
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ class BenchPreset:
         sweep_max_windows: test windows per point of the step sweep.
         trajectory_windows: test windows drawn in the trajectory figure.
         trajectory_samples: sampled chunks drawn per window.
+        videos: gifs of the first closed-loop episodes per cell (``<out>/videos/<cell>/``).
         train_threads: torch threads for training (None: torch's default).
         eval_threads: torch threads for evaluation and latency (None: torch's default; 1 by
             default: batch-1 inference gains little from intra-op threads).
@@ -150,6 +152,7 @@ class BenchPreset:
     sweep_max_windows: int = 512
     trajectory_windows: int = 2
     trajectory_samples: int = 8
+    videos: int = 0
     train_threads: int | None = None
     eval_threads: int | None = 1
 
@@ -195,18 +198,20 @@ PRESETS: dict[str, Any] = {
         name="demo",
         tasks=("pusht",),
         policies=("liquid_mdn", "diffusion"),
-        epochs=8,
+        epochs=10,
         batch_size=128,
         lr=1e-3,
         warmup_epochs=0.5,
         val_max_windows=256,
         policy_overrides=_DEMO_OVERRIDES,
-        episodes=8,
-        n_envs=8,
+        episodes=50,
+        n_envs=10,
+        videos=1,
         max_windows=512,
         latency_calls=20,
         diffusion_steps=(1, 2, 5, 10, 20),
         sweep_max_windows=128,
+        train_threads=1,
     ),
     "paper": lambda: BenchPreset(
         name="paper",
@@ -308,9 +313,19 @@ def _trajectory_samples(policy: Any, windows: Any, n: int, k: int, seed: int) ->
 
 
 def run_cell(
-    preset: BenchPreset, task_name: str, policy_name: str, fraction: float, seed: int, out: Path
+    preset: BenchPreset,
+    task_name: str,
+    policy_name: str,
+    fraction: float,
+    seed: int,
+    out: Path,
+    retrain: bool = False,
 ) -> dict[str, Any]:
-    """Train and evaluate one cell; returns its result dict (also written to ``cells/``)."""
+    """Train and evaluate one cell; returns its result dict (also written to ``cells/``).
+
+    An interrupted cell resumes its training from the last checkpoint; ``retrain`` deletes the
+    cell's run folder first.
+    """
     from lnmdn_agents.training import TrainConfig, train
 
     task = BENCH_TASKS[task_name]
@@ -333,10 +348,13 @@ def run_cell(
         policy_overrides=dict(preset.policy_overrides.get(policy_name, {})),
         num_threads=preset.train_threads,
     )
-    run_dir = train(cfg, resume=True)
+    if retrain and cfg.run_dir.exists():
+        shutil.rmtree(cfg.run_dir)
+    # resume an interrupted cell's training; a fresh cell starts without the "no checkpoint" warning
+    run_dir = train(cfg, resume=(cfg.run_dir / "train_config.json").is_file())
     train_s = time.perf_counter() - t0
     with torch_threads(preset.eval_threads):
-        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed)
+        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out)
     result["train_wall_time_s"] = train_s
     result["wall_time_s"] = time.perf_counter() - t0
     path = _cell_file(out, cid)
@@ -346,7 +364,13 @@ def run_cell(
 
 
 def _evaluate_cell(
-    preset: BenchPreset, task: BenchTask, cid: str, run_dir: Path, fraction: float, seed: int
+    preset: BenchPreset,
+    task: BenchTask,
+    cid: str,
+    run_dir: Path,
+    fraction: float,
+    seed: int,
+    out: Path,
 ) -> dict[str, Any]:
     from lnmdn_agents.data import make_splits
 
@@ -392,6 +416,8 @@ def _evaluate_cell(
             n_envs=preset.n_envs,
             dataset_id=task.dataset,
             torch_seed=seed,
+            video_dir=out / "videos" / cid.replace("/", "_") if preset.videos else None,
+            n_videos=preset.videos,
         )
         result["closed_loop"] = cl
     splits = make_splits(task.dataset, policy.config, seed=0)
@@ -689,7 +715,7 @@ def run_bench(
         task: only cells of this task.
         policy: only cells of this policy.
         cell: only cells whose id matches this fnmatch pattern (``pusht/*/frac1/seed0``).
-        force: recompute cells even when their result file exists.
+        force: recompute cells (training from scratch) even when their result file exists.
         report_only: compute nothing; aggregate the cells present.
 
     Returns:
@@ -709,7 +735,7 @@ def run_bench(
         if _cell_file(out, cid).is_file() and not force:
             logger.info("bench cell %s already done; skipped", cid)
             continue
-        run_cell(preset, t, p, f, s, out)
+        run_cell(preset, t, p, f, s, out, retrain=force)
         computed.append(cid)
     cells = load_cells(out)
     if not cells:
