@@ -229,3 +229,26 @@ def test_ddp_two_processes_match_one(tmp_path):
     for name, procs in (("single", 1), ("ddp", 2)):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(x)["charts/processes"] for x in lines] == [procs, procs]
+
+
+def test_cli_options_are_generated_from_train_config():
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from lnmdn_agents.cli import app
+    from lnmdn_agents.training import _parse_overrides
+
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--set" if f.name == "policy_overrides" else "--" + f.name.replace("_", "-")
+        assert flag in result.output, flag
+    assert "--resume" in result.output
+    assert _parse_overrides(["d_model=128", "down_dims=[8,16]", "sampler=ddim"]) == {
+        "d_model": 128,
+        "down_dims": [8, 16],
+        "sampler": "ddim",
+    }
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        _parse_overrides(["d_model"])
