@@ -57,7 +57,7 @@ def convert_pusht_zarr(
 
     Diffusion Policy stores, per step t, the state seen before ``action[t]``, and no state after
     an episode's last action. Every action is kept (so the windows match Diffusion Policy's
-    sampler: 25,650 steps and 24,208 (T=16, To=2, Ta=8) windows for its 206 episodes) and the
+    sampler: L - 7 per episode for T=16, To=2, Ta=8, the reference's 24,208 windows) and the
     final observation of each episode repeats its last state (``infos["final_repeated"]`` marks
     it). The angle is wrapped to ``[0, 2 pi)`` as ``lnmdn/PushT-v0`` observes it; ``infos["state"]``
     keeps the raw state and ``infos["keypoint"]`` the keypoints. Rewards are
