@@ -353,13 +353,14 @@ def plot_latency_accuracy(
             for p in pts:
                 if "steps" in p:
                     ax.annotate(
-                        f"{int(p['steps'])} steps",
+                        f"{int(p['steps'])} step{'s' if int(p['steps']) != 1 else ''}",
                         (p["latency_ms"], p["mse"]),
                         textcoords="offset points",
                         xytext=(4, 4),
                         fontsize=7,
                     )
         _plain_log(ax, x=True, y=True)
+        ax.margins(x=0.18, y=0.12)
         ax.set_title(f"{task}: accuracy against latency")
         ax.set_xlabel("latency per chunk, batch 1 (ms, median)")
         ax.set_ylabel(ylabel)
