@@ -221,6 +221,8 @@ def make_eval_env(
         record_frames: render every single step (needs an lnmdn id with ``rgb_array`` rendering).
             ``env_kwargs["max_episode_steps"]`` counts single steps (the task's time limit).
     """
+    import lnmdn_envs  # noqa: F401  (registers the lnmdn/* ids)
+
     kwargs = dict(env_kwargs or {})
     if vectorization_mode is None:
         vectorization_mode = "async" if (_is_mujoco(env_id) and n_envs > 1) else "sync"

@@ -156,7 +156,7 @@ def test_videos_and_stochastic_sampling_are_seeded(tmp_path):
     assert all(e["length"] == 40 for e in a["episodes"] + b["episodes"])
 
 
-def test_pointmaze_rollout():
+def test_pointmaze_rollout_sync_and_async_agree():
     pytest.importorskip("gymnasium_robotics")
     cfg = PolicyConfig(obs_dim=6, action_dim=2, n_obs_steps=2, horizon=16, n_action_steps=8)
 
@@ -166,17 +166,22 @@ def test_pointmaze_rollout():
             force = torch.clamp(obs[:, -1, 4:6] - obs[:, -1, 0:2], -1, 1)
             return force[:, None, :].expand(-1, self.config.horizon, 2)
 
-    out = evaluate(
-        TowardsGoal(cfg),
-        "lnmdn/PointMaze-UMaze-v0",
-        n_episodes=2,
-        n_envs=2,
-        vectorization_mode="sync",
-        progress=False,
-    )
-    assert len(out["episodes"]) == 2
-    assert all(0 < e["length"] <= 300 for e in out["episodes"])
-    assert out["mean_score"] == pytest.approx(out["success_rate"])  # PointMaze: score = success
+    runs = {
+        mode: evaluate(
+            TowardsGoal(cfg),
+            "lnmdn/PointMaze-UMaze-v0",
+            n_episodes=3,
+            n_envs=2,
+            vectorization_mode=mode,
+            progress=False,
+        )
+        for mode in ("sync", "async")  # async: forkserver workers (MuJoCo)
+    }
+    for out in runs.values():
+        assert len(out["episodes"]) == 3
+        assert all(0 < e["length"] <= 300 for e in out["episodes"])
+        assert out["mean_score"] == pytest.approx(out["success_rate"])  # score = success here
+    assert runs["sync"]["episodes"] == runs["async"]["episodes"]
 
 
 def test_sb3_evaluate_policy_runs_our_policy():
