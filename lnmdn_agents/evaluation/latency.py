@@ -55,6 +55,10 @@ def measure_latency(fn: Callable[[], Any], n_calls: int = 50, warmup: int = 5) -
     Returns:
         ``{"median_ms", "p10_ms", "p90_ms", "mean_ms", "n_calls"}``.
     """
+    return _summary(_timed(fn, n_calls, warmup))
+
+
+def _timed(fn: Callable[[], Any], n_calls: int, warmup: int) -> list[float]:
     if n_calls < 1 or warmup < 0:
         raise ValueError(f"need n_calls >= 1 and warmup >= 0, got {n_calls=}, {warmup=}")
     for _ in range(warmup):
@@ -64,13 +68,17 @@ def measure_latency(fn: Callable[[], Any], n_calls: int = 50, warmup: int = 5) -
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def _summary(times: list[float]) -> dict[str, float]:
     q = np.percentile(times, [10, 90])
     return {
         "median_ms": float(statistics.median(times)),
         "p10_ms": float(q[0]),
         "p90_ms": float(q[1]),
         "mean_ms": float(np.mean(times)),
-        "n_calls": float(n_calls),
+        "n_calls": float(len(times)),
     }
 
 
@@ -142,13 +150,22 @@ def policy_latency(
         policy.reset(None)
         return policy.predict(obs_np, deterministic=deterministic)
 
+    # Interleave the two measurements in rounds so that a change of machine load between them
+    # (other processes, CPU frequency) does not bias one against the other.
+    rounds = min(5, n_calls)
+    per_round = [n_calls // rounds + (1 if r < n_calls % rounds else 0) for r in range(rounds)]
+    e2e_ms: list[float] = []
+    head_ms: list[float] = []
+    has_backbone = False
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        e2e = measure_latency(call, n_calls, warmup)
-        head: dict[str, float] | None = None
-        with cached_backbone(policy, obs) as has_backbone:
-            if has_backbone:
-                head = measure_latency(call, n_calls, warmup)
+        for r, n in enumerate(per_round):
+            e2e_ms += _timed(call, n, warmup if r == 0 else 0)
+            with cached_backbone(policy, obs) as has_backbone:
+                if has_backbone:
+                    head_ms += _timed(call, n, warmup if r == 0 else 0)
+    e2e = _summary(e2e_ms)
+    head = _summary(head_ms) if has_backbone else None
     out: dict[str, Any] = {
         "end_to_end_ms": e2e["median_ms"],
         "head_ms": head["median_ms"] if head else None,

@@ -234,12 +234,13 @@ def test_policy_latency_head_alone_skips_the_backbone():
 
     policy = TinyHeadPolicy(CFG)
     out = policy_latency(policy, n_calls=7, warmup=2)
-    # end to end: 9 backbone calls; head alone: 1 call to fill the cache, then none
-    assert policy.backbone.calls == 9 + 1
+    # end to end: 2 + 7 backbone calls; head alone: none timed, one per round (5) fills the cache
+    assert policy.backbone.calls == 9 + 5
     assert out["end_to_end_ms"] > 0 and out["head_ms"] > 0 and out["batch_size"] == 1
     assert "forward" not in vars(policy.backbone)  # the cache is removed afterwards
     policy.predict(np.zeros((CFG.n_obs_steps, CFG.obs_dim), np.float32))
-    assert policy.backbone.calls == 11
+    assert policy.backbone.calls == 15
+    assert out["end_to_end"]["n_calls"] == 7 and out["head"]["n_calls"] == 7
 
     calls = []
     stats_ = measure_latency(lambda: calls.append(1), n_calls=5, warmup=3)
