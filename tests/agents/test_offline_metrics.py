@@ -247,3 +247,23 @@ def test_policy_latency_head_alone_skips_the_backbone():
     assert len(calls) == 8 and stats_["p10_ms"] <= stats_["median_ms"] <= stats_["p90_ms"]
     no_backbone = policy_latency(GaussianChunkPolicy(CFG, sigma=0.1), n_calls=3, warmup=0)
     assert no_backbone["head_ms"] is None
+
+
+@pytest.mark.parametrize("name", __import__("lnmdn_agents").available_policies())
+def test_every_registered_policy_gets_every_metric(name):
+    import lnmdn_agents
+    from lnmdn_agents.evaluation.latency import count_parameters, policy_latency
+
+    policy = lnmdn_agents.make_policy(name)
+    c = policy.config
+    obs = torch.rand(2, c.n_obs_steps, c.obs_dim) * 2 - 1
+    act = torch.rand(2, c.horizon, c.action_dim) * 2 - 1
+    out = offline_metrics(policy, obs, act, ks=(1, 2))
+    assert len(out["per_step_mse"]) == c.horizon
+    assert out["best_of_k_mse"]["2"] <= out["best_of_k_mse"]["1"]
+    if callable(getattr(policy, "log_prob", None)):
+        assert math.isfinite(out["nll"])
+        assert out["nll_kind"] == ("bound" if policy.log_prob_is_bound else "exact")
+    lat = policy_latency(policy, n_calls=1, warmup=0)
+    assert lat["end_to_end_ms"] > 0
+    assert count_parameters(policy)["total"] == policy.num_parameters()
