@@ -7,6 +7,7 @@ policy = lnmdn_agents.load_policy("runs/demo")
 """
 
 from lnmdn_agents.checkpoint import load_policy, save_policy
+from lnmdn_agents.evaluation import evaluate, evaluate_offline
 from lnmdn_agents.policies import (
     Policy,
     PolicyBase,
@@ -21,6 +22,8 @@ __all__ = [
     "PolicyBase",
     "PolicyConfig",
     "available_policies",
+    "evaluate",
+    "evaluate_offline",
     "load_policy",
     "make_policy",
     "register_policy",
