@@ -619,7 +619,7 @@ def write_report(out: Path, cells: list[dict[str, Any]], preset: BenchPreset) ->
     )
 
     entries = [{**e, "name": f"{task}"} for task, ps in summary.items() for e in ps.values()]
-    header, rows = comparison_rows(entries)
+    header, rows = comparison_rows(entries, first_column="task")
     results = {
         "preset": dataclasses.asdict(preset),
         "n_cells": len(cells),

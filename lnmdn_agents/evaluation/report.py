@@ -26,8 +26,12 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
     return format(x, spec)
 
 
-def comparison_rows(entries: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def comparison_rows(
+    entries: Sequence[dict[str, Any]], first_column: str = "run"
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison table, one row per evaluated run.
+
+    ``first_column`` names the column that holds each entry's ``name``.
 
     Columns: run, policy, parameters, NLL/element (``*`` = bound), deterministic MSE, best-of-1
     and best-of-K_max MSE, diversity, success rate [95% CI], mean score, mean episode length,
@@ -39,7 +43,7 @@ def comparison_rows(entries: Sequence[dict[str, Any]]) -> tuple[list[str], list[
         if bok:
             k_max = max(k_max, max(int(k) for k in bok))
     header = [
-        "run",
+        first_column,
         "policy",
         "params",
         "NLL/el",
