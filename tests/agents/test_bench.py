@@ -170,3 +170,14 @@ def test_bench_cli_lists_cells(tmp_path):
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("todo  pusht/")
     assert len(lines) == len(plan_cells(make_preset("paper"), task="pusht"))
+
+
+def test_evaluation_seeds_must_not_be_dataset_seeds(tiny_pusht):
+    from lnmdn_agents.evaluation.rollout import check_seeds_disjoint, dataset_seeds
+
+    seeds = dataset_seeds(tiny_pusht)  # the recipe's seeds, counted from its base seed
+    assert seeds is not None and len(seeds) == 6 and max(seeds) < 100000
+    assert check_seeds_disjoint([100000, 100001], tiny_pusht) is True
+    used = max(seeds)
+    with pytest.raises(ValueError, match=rf"evaluation seeds \[{used}\]"):
+        check_seeds_disjoint([used, 100000], tiny_pusht)
