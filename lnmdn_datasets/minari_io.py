@@ -148,13 +148,6 @@ def _root_env(path: Path) -> Iterator[None]:
             os.environ["MINARI_DATASETS_PATH"] = old
 
 
-def _step_id(task_id: str) -> str:
-    head, sep, version = task_id.rpartition("-v")
-    if not sep or not version.isdigit():
-        raise ValueError(f"task id must end in -v<N>, got {task_id!r}")
-    return f"{head}-Step-v{version}"
-
-
 def task_env_spec(task_id: str, **kwargs: Any) -> EnvSpec:
     """Env spec that builds the single-step task env ``lnmdn_envs.make_task_env(task_id)``.
 
@@ -166,12 +159,12 @@ def task_env_spec(task_id: str, **kwargs: Any) -> EnvSpec:
         An :class:`EnvSpec` with id ``<task>-Step-v<N>``; ``gym.make(spec)`` works in a fresh
         process (the entry point imports ``lnmdn_envs``).
     """
-    from lnmdn_envs.registration import TASKS
+    from lnmdn_envs.registration import TASKS, step_env_id
 
     if task_id not in TASKS:
         raise ValueError(f"unknown lnmdn task {task_id!r}; known: {sorted(TASKS)}")
     return EnvSpec(
-        id=_step_id(task_id),
+        id=step_env_id(task_id),
         entry_point="lnmdn_envs.registration:make_task_env",
         # make_task_env applies the task's TimeLimit itself; a spec limit would add a second one.
         max_episode_steps=None,

@@ -6,13 +6,20 @@ Importing this package registers the ids with Gymnasium::
     import lnmdn_envs  # noqa: F401  (registers lnmdn/*)
 
     env = gym.make("lnmdn/PushT-v0")           # obs (To, Do) = (2, 5), action (Ta, Da) = (8, 2)
-    task = lnmdn_envs.make_task_env("lnmdn/PushT-v0")   # the single-step env
+    task = gym.make("lnmdn/PushT-Step-v0")     # the single-step env: obs (5,), action (2,)
 
 ``gym.make("lnmdn_envs:lnmdn/PushT-v0")`` works without a prior import. This package never
 imports torch.
 """
 
-from lnmdn_envs.registration import TASKS, TaskSpec, make_chunked_env, make_task_env, register_envs
+from lnmdn_envs.registration import (
+    TASKS,
+    TaskSpec,
+    make_chunked_env,
+    make_task_env,
+    register_envs,
+    step_env_id,
+)
 from lnmdn_envs.wrappers import MultiStep, stack_space
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "make_task_env",
     "register_envs",
     "stack_space",
+    "step_env_id",
 ]
 
 register_envs()

@@ -1,8 +1,13 @@
-"""The registered task ids and the factory that builds their chunked envs.
+"""The registered task ids and the factories that build their envs.
 
-``gym.make(env_id)`` returns ``MultiStep(TimeLimit(task_env))``: observation ``(To, Do)``, action
-``(Ta, Da)``. The time limit counts single env steps (it sits inside the chunking), so a Push-T
-episode is 300 steps whatever Ta is. ``make_task_env(env_id)`` returns the single-step env.
+``gym.make("lnmdn/PushT-v0")`` returns ``MultiStep(TimeLimit(task_env))``: observation
+``(To, Do)``, action ``(Ta, Da)``. The time limit counts single env steps (it sits inside the
+chunking), so a Push-T episode is 300 steps whatever Ta is; ``max_task_steps=N`` changes it.
+(Gymnasium's own ``gym.make(..., max_episode_steps=N)`` wraps the outside and so counts chunks.)
+
+The single-step task env is one call away: ``gym.make("lnmdn/PushT-Step-v0")`` or
+``make_task_env("lnmdn/PushT-v0")``, observation ``(Do,)``, action ``(Da,)``. Minari datasets
+store single steps, so their env spec is the ``-Step`` id.
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from gymnasium.wrappers import TimeLimit
 
 from lnmdn_envs.wrappers import MultiStep
 
-__all__ = ["TASKS", "TaskSpec", "make_chunked_env", "make_task_env", "register_envs"]
+__all__ = [
+    "TASKS",
+    "TaskSpec",
+    "make_chunked_env",
+    "make_task_env",
+    "register_envs",
+    "step_env_id",
+]
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,18 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+def step_env_id(task_id: str) -> str:
+    """The single-step id of a task: ``"lnmdn/PushT-v0"`` -> ``"lnmdn/PushT-Step-v0"``."""
+    head, sep, version = task_id.rpartition("-v")
+    if not sep or not version.isdigit():
+        raise ValueError(f"task id must end in -v<N>, got {task_id!r}")
+    return f"{head}-Step-v{version}"
+
+
 def _task_spec(env_id: str) -> TaskSpec:
     if env_id.startswith("lnmdn_envs:"):
         env_id = env_id.split(":", 1)[1]
+    env_id = env_id.replace("-Step-v", "-v")
     try:
         return TASKS[env_id]
     except KeyError:
@@ -107,8 +128,9 @@ def make_task_env(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
     """Build the single-step task env of ``env_id`` (with its time limit, without chunking).
 
     Args:
-        env_id: a registered id such as ``"lnmdn/PushT-v0"``.
-        **kwargs: task keyword arguments (``obs_type``, ``render_mode``, ...).
+        env_id: a registered id such as ``"lnmdn/PushT-v0"`` (or its ``-Step`` id).
+        **kwargs: task keyword arguments (``obs_type``, ``render_mode``, ...), and
+            ``max_episode_steps`` to change the task's single-step limit.
 
     Returns:
         ``TimeLimit(task_env)``: observation ``(Do,)``, action ``(Da,)``.
@@ -120,20 +142,39 @@ def make_task_env(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
 
 
 def make_chunked_env(
-    task_id: str, n_obs_steps: int = 2, n_action_steps: int = 8, **kwargs: Any
+    task_id: str,
+    n_obs_steps: int = 2,
+    n_action_steps: int = 8,
+    max_task_steps: int | None = None,
+    **kwargs: Any,
 ) -> gym.Env[Any, Any]:
-    """Entry point of every registered id: ``MultiStep(make_task_env(task_id, **kwargs))``."""
+    """Entry point of the chunked ids: ``MultiStep(make_task_env(task_id, **kwargs))``.
+
+    Args:
+        task_id: a registered id.
+        n_obs_steps: To.
+        n_action_steps: Ta.
+        max_task_steps: the single-step episode limit; default: the task's (300 for Push-T).
+        **kwargs: task keyword arguments.
+    """
+    if max_task_steps is not None:
+        kwargs["max_episode_steps"] = max_task_steps
     return MultiStep(make_task_env(task_id, **kwargs), n_obs_steps, n_action_steps)
 
 
 def register_envs() -> None:
-    """Register every lnmdn id with Gymnasium (idempotent; called on ``import lnmdn_envs``)."""
+    """Register the chunked and ``-Step`` ids (idempotent; called on ``import lnmdn_envs``)."""
     for env_id in TASKS:
-        if env_id in gym.registry:
-            continue
-        gym.register(
-            id=env_id,
-            entry_point="lnmdn_envs.registration:make_chunked_env",
-            kwargs={"task_id": env_id},
-            disable_env_checker=False,
-        )
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="lnmdn_envs.registration:make_chunked_env",
+                kwargs={"task_id": env_id},
+            )
+        if step_env_id(env_id) not in gym.registry:
+            # make_task_env applies the task's TimeLimit itself, so the spec sets none.
+            gym.register(
+                id=step_env_id(env_id),
+                entry_point="lnmdn_envs.registration:make_task_env",
+                kwargs={"env_id": env_id},
+            )

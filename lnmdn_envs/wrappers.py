@@ -9,7 +9,8 @@ Semantics follow Diffusion Policy's ``MultiStepWrapper``::
 * ``step(chunk)`` executes the Ta actions one by one and stops at the first termination or
   truncation; the returned observation is the history after the last executed step.
 * The chunk's reward is the sum of the executed steps' rewards (what Gymnasium and SB3 expect of
-  a return); the per-step rewards are kept in ``info["step_rewards"]`` (Ta_executed,).
+  a return); the per-step rewards are kept in ``info["step_rewards"]`` (Ta,), zero after an
+  early end, so that vector envs can stack it; ``info["n_steps"]`` says how many steps ran.
 * ``info`` is the last executed step's info, plus ``step_rewards`` and ``n_steps``.
 
 The wrapper knows nothing about any task: it sees a Box (or Dict of Box) observation and a Box
@@ -121,6 +122,8 @@ class MultiStep(gym.Wrapper[Any, np.ndarray, Any, np.ndarray]):
             if terminated or truncated:
                 break
         info = dict(info)
-        info["step_rewards"] = np.asarray(rewards, dtype=np.float64)
+        step_rewards = np.zeros(self.n_action_steps, dtype=np.float64)
+        step_rewards[: len(rewards)] = rewards
+        info["step_rewards"] = step_rewards
         info["n_steps"] = len(rewards)
         return _stack(self._history), float(np.sum(rewards)), terminated, truncated, info

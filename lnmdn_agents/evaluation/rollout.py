@@ -166,34 +166,16 @@ class _FrameRecorder(gym.Wrapper[Any, Any, Any, Any]):
         return frames
 
 
-class _PadStepRewards(gym.Wrapper[Any, Any, Any, Any]):
-    """Pad MultiStep's ``info["step_rewards"]`` to Ta entries (zeros after an early end).
-
-    Gymnasium's vector envs stack each info key into one array, which fails when one env's
-    chunk stopped early and its ``step_rewards`` is shorter than another's.
-    """
-
-    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if "step_rewards" in info:
-            ta = int(np.shape(action)[0])
-            r = np.asarray(info["step_rewards"], dtype=np.float64)
-            info = {**info, "step_rewards": np.pad(r, (0, max(0, ta - r.shape[0])))}
-        return obs, reward, terminated, truncated, info
-
-
 def _lnmdn_env_fn(
-    env_id: str, n_obs_steps: int, n_action_steps: int, kwargs: dict[str, Any], record: bool
+    env_id: str, n_obs_steps: int, n_action_steps: int, kwargs: dict[str, Any]
 ) -> Callable[[], gym.Env[Any, Any]]:
+    """A chunked env whose single steps are rendered and kept (for videos)."""
+
     def make() -> gym.Env[Any, Any]:
         from lnmdn_envs import MultiStep, make_task_env
 
-        if not record:
-            env = MultiStep(make_task_env(env_id, **kwargs), n_obs_steps, n_action_steps)
-        else:
-            task = make_task_env(env_id, **{"render_mode": "rgb_array", **kwargs})
-            env = MultiStep(_FrameRecorder(task), n_obs_steps, n_action_steps)
-        return _PadStepRewards(env)
+        task = make_task_env(env_id, **{"render_mode": "rgb_array", **kwargs})
+        return MultiStep(_FrameRecorder(task), n_obs_steps, n_action_steps)
 
     return make
 
@@ -235,24 +217,25 @@ def make_eval_env(
         # MuJoCo / EGL state does not survive fork(): start workers fresh.
         vector_kwargs["context"] = "forkserver"
     task_id = env_id.split(":", 1)[-1]
-    if record_frames or "max_episode_steps" in kwargs:
-        # Built by hand: frames are recorded inside the chunking, and gym.make would apply
-        # its own max_episode_steps *outside* the chunking (counting chunks, not steps).
+    if record_frames:
+        # Built by hand: frames are recorded inside the chunking, at every single step.
         if not task_id.startswith("lnmdn/"):
-            raise ValueError(f"videos and max_episode_steps need an lnmdn task id, got {env_id!r}")
+            raise ValueError(f"videos need an lnmdn task id, got {env_id!r}")
         fns = [
-            _lnmdn_env_fn(task_id, n_obs_steps, n_action_steps, kwargs, record_frames)
+            _lnmdn_env_fn(task_id, n_obs_steps, n_action_steps, kwargs)
             for _ in range(n_envs)
         ]
         if vectorization_mode == "async":
             return gym.vector.AsyncVectorEnv(fns, **vector_kwargs)
         return gym.vector.SyncVectorEnv(fns, **vector_kwargs)
+    if "max_episode_steps" in kwargs:
+        # gym.make would apply its own max_episode_steps outside the chunking (counting chunks).
+        kwargs["max_task_steps"] = kwargs.pop("max_episode_steps")
     return gym.make_vec(
         env_id,
         num_envs=n_envs,
         vectorization_mode=vectorization_mode,
         vector_kwargs=vector_kwargs,
-        wrappers=[_PadStepRewards],
         n_obs_steps=n_obs_steps,
         n_action_steps=n_action_steps,
         **kwargs,

@@ -133,7 +133,7 @@ def test_spaces_and_info_keys(env_id, chunked):
     assert chunked.observation_space.contains(obs)
     assert isinstance(info["is_success"], (bool, np.bool_))
     assert 0.0 <= info["score"] <= 1.0
-    assert info["n_steps"] == len(info["step_rewards"]) >= 1
+    assert len(info["step_rewards"]) == 8 and 1 <= info["n_steps"] <= 8
     assert reward == pytest.approx(float(np.sum(info["step_rewards"])))
     assert TASKS[env_id].max_episode_steps == _layers(chunked)[1].spec.max_episode_steps  # type: ignore[union-attr]
 
@@ -186,7 +186,8 @@ def test_chunk_equals_single_steps(env_id, chunked):
             if term or trunc:
                 break
         np.testing.assert_array_equal(obs, np.stack(history[-2:]))
-        np.testing.assert_array_equal(info["step_rewards"], rewards)
+        assert info["n_steps"] == len(rewards)
+        np.testing.assert_array_equal(info["step_rewards"][: len(rewards)], rewards)
         assert reward == pytest.approx(sum(rewards))
         assert (terminated, truncated) == (term, trunc)
         assert info["is_success"] == single_info["is_success"]
@@ -290,3 +291,15 @@ def test_vector_async_spawn():
 def test_unknown_id_lists_known_ids():
     with pytest.raises(gym.error.UnregisteredEnv, match="PointMaze-UMaze"):
         lnmdn_envs.make_task_env("lnmdn/PointMaze-Umaze-v0")
+
+
+def test_step_ids_and_max_task_steps():
+    """The -Step ids give the single-step env; max_task_steps sets the single-step limit."""
+    single = gym.make("lnmdn/PushT-Step-v0")
+    assert single.observation_space.shape == (5,) and single.action_space.shape == (2,)
+    chunked = gym.make("lnmdn/PushT-v0", n_action_steps=4, max_task_steps=6)
+    chunked.reset(seed=0)
+    agent = np.full((4, 2), 256.0, dtype=np.float32)
+    assert chunked.step(agent)[3] is False
+    _, _, _, truncated, info = chunked.step(agent)
+    assert truncated and info["n_steps"] == 2

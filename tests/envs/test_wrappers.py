@@ -67,6 +67,7 @@ def test_chunk_stops_at_termination():
     obs, reward, terminated, _, info = env.step(np.ones((4, 1)))
     assert terminated
     assert info["n_steps"] == 2 and reward == 3.0
+    np.testing.assert_array_equal(info["step_rewards"], [1.0, 2.0, 0.0, 0.0])  # padded to Ta
     np.testing.assert_array_equal(obs[-1], [2.0, 2.0])
 
 
@@ -118,3 +119,15 @@ def test_bad_row_rejects_the_whole_chunk_before_any_step():
     with pytest.raises(ValueError, match="finite"):
         env.step(chunk)
     assert env.unwrapped.t == 0
+
+
+def test_vector_env_stacks_chunks_that_end_early():
+    """Padded step_rewards let Gymnasium's vector envs stack infos of chunks of unequal length."""
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: MultiStep(CounterEnv(end=2), 2, 3), lambda: MultiStep(CounterEnv(end=50), 2, 3)]
+    )
+    envs.reset(seed=0)
+    _, _, terminated, _, info = envs.step(np.ones((2, 3, 1)))
+    np.testing.assert_array_equal(terminated, [True, False])
+    np.testing.assert_array_equal(info["n_steps"], [2, 3])
+    np.testing.assert_array_equal(info["step_rewards"], [[1, 2, 0], [1, 2, 3]])
