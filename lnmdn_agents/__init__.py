@@ -1,9 +1,14 @@
 """lnmdn agents: policies, training and evaluation over the lnmdn tasks (torch).
 
-import lnmdn_agents
-policy = lnmdn_agents.make_policy("liquid_mdn", obs_dim=5, action_dim=2)
-lnmdn_agents.save_policy(policy, "runs/demo")
-policy = lnmdn_agents.load_policy("runs/demo")
+Example::
+
+    import lnmdn_agents
+    from lnmdn_agents import TrainConfig
+
+    run = lnmdn_agents.train(TrainConfig(policy="liquid_mdn", dataset="lnmdn/pusht/expert-v0"))
+    policy = lnmdn_agents.load_policy(run)  # config.json + model.safetensors, no pickle
+    offline = lnmdn_agents.evaluate_offline(policy, "lnmdn/pusht/expert-v0")
+    closed_loop = lnmdn_agents.evaluate(policy, "lnmdn/PushT-v0", n_episodes=50)
 """
 
 from lnmdn_agents.checkpoint import load_policy, save_policy
@@ -16,11 +21,13 @@ from lnmdn_agents.policies import (
     make_policy,
     register_policy,
 )
+from lnmdn_agents.training import TrainConfig, train
 
 __all__ = [
     "Policy",
     "PolicyBase",
     "PolicyConfig",
+    "TrainConfig",
     "available_policies",
     "evaluate",
     "evaluate_offline",
@@ -28,4 +35,5 @@ __all__ = [
     "make_policy",
     "register_policy",
     "save_policy",
+    "train",
 ]

@@ -9,6 +9,11 @@ import logging
 
 import typer
 
+from lnmdn_agents.bench import bench_command
+from lnmdn_agents.evaluation.cli import eval_command
+from lnmdn_agents.training import train_command
+from lnmdn_datasets.cli import app as datasets_app
+
 app = typer.Typer(
     name="lnmdn",
     help="lnmdn: tasks, demonstrations and policies for imitation learning.",
@@ -27,21 +32,10 @@ def _setup(
     )
 
 
-from lnmdn_datasets.cli import app as datasets_app  # noqa: E402
-
 app.add_typer(datasets_app, name="datasets")
-
-from lnmdn_agents.evaluation.cli import eval_command  # noqa: E402
-
-app.command("eval")(eval_command)
-
-from lnmdn_agents.bench import bench_command  # noqa: E402
-
-app.command("bench")(bench_command)
-
-from lnmdn_agents.training import train_command  # noqa: E402
-
 app.command("train")(train_command)
+app.command("eval")(eval_command)
+app.command("bench")(bench_command)
 
 
 def main() -> None:
