@@ -95,6 +95,12 @@ BENCH_TASKS: dict[str, BenchTask] = {
         BenchTask("pusht", "lnmdn/pusht/expert-v0", "lnmdn/PushT-v0"),
         BenchTask("can", "lnmdn/can/expert-v0", "lnmdn/Can-v0"),
         BenchTask("pointmaze", "lnmdn/pointmaze-medium/expert-v0", "lnmdn/PointMaze-Medium-v0"),
+        # Not in the paper preset's default tasks: the left-versus-right case (--task).
+        BenchTask(
+            "pointmaze-bimodal",
+            "lnmdn/pointmaze-bimodal/expert-v0",
+            "lnmdn/PointMaze-Bimodal-v0",
+        ),
     ]
 }
 
@@ -752,7 +758,13 @@ def bench_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default runs/bench/PRESET).")
     ] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Only this task's cells.")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help=f"Only this task (any of {sorted(BENCH_TASKS)}, also one the preset lacks).",
+        ),
+    ] = None,
     policy: Annotated[
         str | None, typer.Option("--policy", help="Only this policy's cells.")
     ] = None,
@@ -783,6 +795,8 @@ def bench_command(
     try:
         p = make_preset(
             preset,
+            # --task runs the preset's protocol on that task alone, listed in the preset or not.
+            tasks=(task,) if task else None,
             epochs=epochs,
             episodes=episodes,
             seeds=tuple(int(s) for s in seeds.split(",")) if seeds else None,

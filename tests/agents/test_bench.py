@@ -172,6 +172,18 @@ def test_bench_cli_lists_cells(tmp_path):
     assert len(lines) == len(plan_cells(make_preset("paper"), task="pusht"))
 
 
+def test_bench_task_option_runs_the_preset_on_a_task_it_does_not_list(tmp_path):
+    assert "pointmaze-bimodal" not in make_preset("demo").tasks
+    result = CliRunner().invoke(
+        app, ["bench", "--task", "pointmaze-bimodal", "--list", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [
+        "todo", "pointmaze-bimodal/liquid_mdn/frac1/seed0",
+        "todo", "pointmaze-bimodal/diffusion/frac1/seed0",
+    ]
+
+
 def test_evaluation_seeds_must_not_be_dataset_seeds(tiny_pusht):
     from lnmdn_agents.evaluation.rollout import check_seeds_disjoint, dataset_seeds
 
