@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from lnmdn_datasets.experts import rollout_expert
 from lnmdn_datasets.minari_io import EpisodeRecord, write_dataset
 
 __all__ = [
@@ -162,10 +163,6 @@ def get_recipe(dataset_id: str) -> Recipe:
         ) from None
 
 
-def _state_of(env: Any) -> np.ndarray:
-    return np.asarray(env.unwrapped.get_state(), dtype=np.float64).copy()
-
-
 def record_episode(env: Any, expert: Any, seed: int) -> tuple[EpisodeRecord, bool]:
     """Run ``expert`` for one episode on the single-step ``env`` from reset seed ``seed``.
 
@@ -173,41 +170,17 @@ def record_episode(env: Any, expert: Any, seed: int) -> tuple[EpisodeRecord, boo
         The episode (with ``infos`` ``state``, ``is_success``, ``score``) and whether it ended
         in success.
     """
-    from lnmdn_envs.validation import check_action
-
-    obs, info = env.reset(seed=seed)
-    expert.reset(env, np.random.default_rng([EXPERT_SEED_SALT, seed]))
-    observations, actions, rewards, terms, truncs = [obs], [], [], [], []
-    states = [_state_of(env)]
-    success, score = [bool(info.get("is_success", False))], [float(info.get("score", 0.0))]
-    space = env.action_space
-    while True:
-        action = check_action(expert.act(env, obs), space).astype(space.dtype)
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        actions.append(action)
-        rewards.append(float(reward))
-        terms.append(bool(terminated))
-        truncs.append(bool(truncated))
-        states.append(_state_of(env))
-        success.append(bool(info.get("is_success", False)))
-        score.append(float(info.get("score", 0.0)))
-        if terminated or truncated:
-            break
+    ep = rollout_expert(env, expert, seed, np.random.default_rng([EXPERT_SEED_SALT, seed]))
     record = EpisodeRecord(
-        observations=np.asarray(observations),
-        actions=np.asarray(actions),
-        rewards=np.asarray(rewards),
-        terminations=np.asarray(terms),
-        truncations=np.asarray(truncs),
-        infos={
-            "state": np.asarray(states),
-            "is_success": np.asarray(success),
-            "score": np.asarray(score),
-        },
-        seed=int(seed),
+        observations=ep.observations,
+        actions=ep.actions,
+        rewards=ep.rewards,
+        terminations=ep.terminations,
+        truncations=ep.truncations,
+        infos={"state": ep.states, "is_success": ep.is_success, "score": ep.score},
+        seed=ep.seed,
     )
-    return record, bool(success[-1])
+    return record, ep.success
 
 
 @dataclass

@@ -1,17 +1,20 @@
-"""Scripted experts with privileged state, one module per task.
+"""Scripted experts with privileged state, one module per task, and the one loop that runs them.
 
 Every expert follows the :class:`Expert` protocol: it acts on the single-step task env
 (``lnmdn_envs.make_task_env``) and may read privileged simulator state through ``env.unwrapped``.
+:func:`rollout_expert` runs one episode; the dataset recipes and each expert's success
+measurement use it, so what is measured is what a dataset records.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["Expert"]
+__all__ = ["Expert", "ExpertEpisode", "rollout_expert"]
 
 
 class Expert(Protocol):
@@ -26,3 +29,88 @@ class Expert(Protocol):
     def act(self, env: gym.Env[Any, Any], obs: np.ndarray) -> np.ndarray:
         """Return the single-step action ``(Da,)`` for the current state."""
         ...
+
+
+@dataclass
+class ExpertEpisode:
+    """One expert episode, in Minari's convention (L + 1 observations, L actions).
+
+    Attributes:
+        seed: the env reset seed.
+        observations: ``(L+1, Do)``, as the env returned them.
+        actions: ``(L, Da)`` as executed: checked, clipped and cast to the action space's dtype.
+        rewards: ``(L,)``.
+        terminations: ``(L,)`` bool.
+        truncations: ``(L,)`` bool.
+        states: ``(L+1, S)`` float64, ``env.unwrapped.get_state()`` before each action and after
+            the last (what ``reset(options={"reset_to_state": ...})`` takes).
+        is_success: ``(L+1,)`` bool, ``info["is_success"]`` after the reset and each step.
+        score: ``(L+1,)`` float, ``info["score"]`` likewise.
+    """
+
+    seed: int
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    states: np.ndarray
+    is_success: np.ndarray
+    score: np.ndarray
+
+    @property
+    def success(self) -> bool:
+        """Whether the episode ended in success."""
+        return bool(self.is_success[-1])
+
+
+def _state_of(env: gym.Env[Any, Any]) -> np.ndarray:
+    return np.asarray(env.unwrapped.get_state(), dtype=np.float64).copy()  # type: ignore[attr-defined]
+
+
+def rollout_expert(
+    env: gym.Env[Any, Any], expert: Expert, seed: int, rng: np.random.Generator
+) -> ExpertEpisode:
+    """Run ``expert`` for one episode on the single-step ``env`` from reset seed ``seed``.
+
+    Args:
+        env: the single-step task env (``lnmdn_envs.make_task_env(id)``), time limit included.
+        expert: the demonstrator.
+        seed: the reset seed.
+        rng: the expert's randomness for this episode.
+
+    Returns:
+        The episode, ended by termination or truncation.
+    """
+    from lnmdn_envs.validation import check_action
+
+    obs, info = env.reset(seed=seed)
+    expert.reset(env, rng)
+    space = env.action_space
+    observations, actions, rewards, terms, truncs = [obs], [], [], [], []
+    states = [_state_of(env)]
+    success, score = [bool(info.get("is_success", False))], [float(info.get("score", 0.0))]
+    while True:
+        action = check_action(expert.act(env, obs), space).astype(space.dtype)  # type: ignore[arg-type]
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(float(reward))
+        terms.append(bool(terminated))
+        truncs.append(bool(truncated))
+        states.append(_state_of(env))
+        success.append(bool(info.get("is_success", False)))
+        score.append(float(info.get("score", 0.0)))
+        if terminated or truncated:
+            break
+    return ExpertEpisode(
+        seed=int(seed),
+        observations=np.asarray(observations),
+        actions=np.asarray(actions),
+        rewards=np.asarray(rewards),
+        terminations=np.asarray(terms),
+        truncations=np.asarray(truncs),
+        states=np.asarray(states),
+        is_success=np.asarray(success),
+        score=np.asarray(score),
+    )

@@ -26,15 +26,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from lnmdn_datasets.experts import Expert
+from lnmdn_datasets.experts import rollout_expert
 from lnmdn_envs.can import CAN_OBS_SLICES
 
 __all__ = [
     "CanExpert",
-    "CanExpertEpisode",
     "measure_can_expert",
     "replay_can_episode",
-    "rollout_can_expert",
 ]
 
 logger = logging.getLogger(__name__)
@@ -213,52 +211,6 @@ class CanExpert:
         self._set("approach")
 
 
-@dataclass
-class CanExpertEpisode:
-    """One expert episode on the single-step env.
-
-    Attributes:
-        seed: the env reset seed.
-        observations: ``(L+1, 23)`` float32 (Minari's convention: L+1 observations).
-        actions: ``(L, 7)`` float32.
-        states: ``(L+1, 71)`` flattened MuJoCo states (``get_state()`` before each action and
-            after the last).
-        success: whether the episode ended in success.
-    """
-
-    seed: int
-    observations: np.ndarray
-    actions: np.ndarray
-    states: np.ndarray
-    success: bool
-
-
-def rollout_can_expert(
-    env: gym.Env[Any, Any], expert: Expert, seed: int, rng: np.random.Generator
-) -> CanExpertEpisode:
-    """Run one episode of ``expert`` (usually a :class:`CanExpert`) on the single-step env."""
-    obs, info = env.reset(seed=seed)
-    expert.reset(env, rng)
-    base = env.unwrapped
-    observations, actions, states = [obs], [], [base.get_state()]  # type: ignore[attr-defined]
-    success = bool(info["is_success"])
-    terminated = truncated = False
-    while not (terminated or truncated):
-        action = expert.act(env, obs)
-        obs, _, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        actions.append(action)
-        states.append(base.get_state())  # type: ignore[attr-defined]
-        success = success or bool(info["is_success"])
-    return CanExpertEpisode(
-        seed=seed,
-        observations=np.asarray(observations, dtype=np.float32),
-        actions=np.asarray(actions, dtype=np.float32).reshape(-1, 7),
-        states=np.asarray(states, dtype=np.float64),
-        success=success,
-    )
-
-
 def replay_can_episode(
     env: gym.Env[Any, Any], first_state: np.ndarray, actions: np.ndarray
 ) -> tuple[np.ndarray, bool]:
@@ -313,7 +265,7 @@ def measure_can_expert(
     start = time.perf_counter()
     lengths, successes, failed = [], [], []
     for i in tqdm(range(n_episodes), desc="Can expert", unit="ep"):
-        ep = rollout_can_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
+        ep = rollout_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
         lengths.append(len(ep.actions))
         successes.append(ep.success)
         if not ep.success:

@@ -18,19 +18,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from lnmdn_datasets.experts import rollout_expert
+
 __all__ = [
-    "PointMazeEpisode",
     "PointMazeExpert",
+    "bimodal_route",
     "cell_distances",
     "measure_pointmaze_expert",
     "plan_path",
-    "rollout_pointmaze_expert",
 ]
 
 logger = logging.getLogger(__name__)
@@ -171,29 +171,11 @@ class PointMazeExpert:
         return np.clip(force, -1.0, 1.0).astype(np.float32)
 
 
-@dataclass
-class PointMazeEpisode:
-    """One expert episode on the single-step env.
+def bimodal_route(maze: Any, states: np.ndarray) -> str | None:
+    """``"left"`` / ``"right"``: the side of the Bimodal maze's wall an episode's states passed.
 
-    Attributes:
-        seed: the env reset seed.
-        observations: ``(L+1, 6)`` float32 (Minari's convention).
-        actions: ``(L, 2)`` float32.
-        states: ``(L+1, 6)`` float64 ``get_state()`` before each action and after the last.
-        success: whether the episode ended in success.
-        route: ``"left"`` / ``"right"`` for the Bimodal maze (the side of the central wall the
-            ball passed), else ``None``.
+    None for another maze, or when neither (or both) sides were reached.
     """
-
-    seed: int
-    observations: np.ndarray
-    actions: np.ndarray
-    states: np.ndarray
-    success: bool
-    route: str | None
-
-
-def _bimodal_route(maze: Any, states: np.ndarray) -> str | None:
     if maze.maze_name != "Bimodal":
         return None
     x0 = states[0, 0]
@@ -201,34 +183,6 @@ def _bimodal_route(maze: Any, states: np.ndarray) -> str | None:
     if left == right:
         return None  # neither side reached (or, oddly, both)
     return "left" if left else "right"
-
-
-def rollout_pointmaze_expert(
-    env: gym.Env[Any, Any], expert: PointMazeExpert, seed: int, rng: np.random.Generator
-) -> PointMazeEpisode:
-    """Run one episode of ``expert`` on a single-step PointMaze env (``make_task_env``)."""
-    obs, info = env.reset(seed=seed)
-    expert.reset(env, rng)
-    maze = env.unwrapped
-    observations, actions, states = [obs], [], [maze.get_state()]  # type: ignore[attr-defined]
-    success = bool(info["is_success"])
-    terminated = truncated = False
-    while not (terminated or truncated):
-        action = expert.act(env, obs)
-        obs, _, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        actions.append(action)
-        states.append(maze.get_state())  # type: ignore[attr-defined]
-        success = success or bool(info["is_success"])
-    states_arr = np.asarray(states, dtype=np.float64)
-    return PointMazeEpisode(
-        seed=seed,
-        observations=np.asarray(observations, dtype=np.float32),
-        actions=np.asarray(actions, dtype=np.float32).reshape(-1, 2),
-        states=states_arr,
-        success=success,
-        route=_bimodal_route(maze, states_arr),
-    )
 
 
 def measure_pointmaze_expert(
@@ -260,9 +214,9 @@ def measure_pointmaze_expert(
     start = time.perf_counter()
     lengths, failed, routes = [], [], []
     for i in tqdm(range(n_episodes), desc=f"PointMaze-{maze} expert", unit="ep", leave=False):
-        ep = rollout_pointmaze_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
+        ep = rollout_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
         lengths.append(len(ep.actions))
-        routes.append(ep.route)
+        routes.append(bimodal_route(env.unwrapped, ep.states))
         if not ep.success:
             failed.append(seed + i)
     env.close()

@@ -46,6 +46,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lnmdn_datasets.experts import rollout_expert
 from lnmdn_envs._pusht_geometry import T_KEYPOINTS
 from lnmdn_envs.pusht import AGENT_RADIUS, GOAL_POSE, WORKSPACE, PushTEnv
 
@@ -422,18 +423,11 @@ def measure_success(
     successes, lengths, scores = [], [], []
     start = time.perf_counter()
     for i in range(n_episodes):
-        obs, info = env.reset(seed=seed + i)
-        expert.reset(env, np.random.default_rng([seed, i]))
-        n = 0
-        while True:
-            obs, _, terminated, truncated, info = env.step(expert.act(env, obs))
-            n += 1
-            if terminated or truncated:
-                break
-        successes.append(bool(info["is_success"]))
-        lengths.append(n)
-        scores.append(float(info["score"]))
-        logger.info("episode %d: success=%s length=%d", i, successes[-1], n)
+        ep = rollout_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
+        successes.append(ep.success)
+        lengths.append(len(ep.actions))
+        scores.append(float(ep.score[-1]))
+        logger.info("episode %d: success=%s length=%d", i, successes[-1], lengths[-1])
     elapsed = time.perf_counter() - start
     return {
         "n_episodes": n_episodes,

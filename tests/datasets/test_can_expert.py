@@ -11,12 +11,11 @@ if importlib.util.find_spec("robosuite") is None:
     pytest.skip("lnmdn/Can-v0 needs the 'mujoco' extra", allow_module_level=True)
 
 import lnmdn_envs
-from lnmdn_datasets.experts import Expert
+from lnmdn_datasets.experts import Expert, rollout_expert
 from lnmdn_datasets.experts.can import (
     CanExpert,
     measure_can_expert,
     replay_can_episode,
-    rollout_can_expert,
 )
 
 
@@ -31,7 +30,7 @@ def env():
 def episodes(env):
     """Two demonstrations from the same initial state, with different per-episode variation."""
     expert: Expert = CanExpert()  # the protocol the dataset recipes use
-    return [rollout_can_expert(env, expert, 0, np.random.default_rng([0, k])) for k in (0, 1)]
+    return [rollout_expert(env, expert, 0, np.random.default_rng([0, k])) for k in (0, 1)]
 
 
 def test_expert_follows_protocol_and_succeeds(episodes):
@@ -54,7 +53,7 @@ def test_demonstrations_vary(episodes):
 
 
 def test_expert_is_reproducible(env, episodes):
-    again = rollout_can_expert(env, CanExpert(), 0, np.random.default_rng([0, 0]))
+    again = rollout_expert(env, CanExpert(), 0, np.random.default_rng([0, 0]))
     np.testing.assert_array_equal(again.actions, episodes[0].actions)
 
 

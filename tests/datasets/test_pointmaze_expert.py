@@ -9,13 +9,12 @@ import pytest
 
 pytest.importorskip("gymnasium_robotics")
 
-from lnmdn_datasets.experts import Expert
+from lnmdn_datasets.experts import Expert, rollout_expert
 from lnmdn_datasets.experts.pointmaze import (
     PointMazeExpert,
     cell_distances,
     measure_pointmaze_expert,
     plan_path,
-    rollout_pointmaze_expert,
 )
 from lnmdn_envs import make_task_env
 from lnmdn_envs.pointmaze import BIMODAL_MAZE, MAZES
@@ -67,9 +66,9 @@ def test_bimodal_expert_takes_both_routes():
 def test_expert_is_deterministic_given_rng_and_episode_replays():
     env = make_task_env("lnmdn/PointMaze-Medium-v0")
     expert = PointMazeExpert()
-    a = rollout_pointmaze_expert(env, expert, seed=5, rng=np.random.default_rng(3))
-    b = rollout_pointmaze_expert(env, expert, seed=5, rng=np.random.default_rng(3))
-    c = rollout_pointmaze_expert(env, expert, seed=5, rng=np.random.default_rng(4))
+    a = rollout_expert(env, expert, seed=5, rng=np.random.default_rng(3))
+    b = rollout_expert(env, expert, seed=5, rng=np.random.default_rng(3))
+    c = rollout_expert(env, expert, seed=5, rng=np.random.default_rng(4))
     np.testing.assert_array_equal(a.actions, b.actions)
     assert not np.array_equal(a.actions[:10], c.actions[:10])  # the noise comes from the rng
     assert a.success and len(a.observations) == len(a.actions) + 1
