@@ -22,6 +22,7 @@ import math
 __all__ = [
     "T_AREA",
     "T_KEYPOINTS",
+    "T_OUTLINE",
     "T_RECTS",
     "intersection_area",
     "t_overlap_area",
@@ -38,9 +39,8 @@ T_RECTS: tuple[tuple[Point, ...], ...] = (
 )
 T_AREA = 120.0 * 30.0 + 30.0 * 90.0  # 6300 px^2
 
-# The 9 block keypoints of the ``keypoints`` observation (body frame): the T's 8 outline corners,
-# then its centre of mass (0, 45).
-T_KEYPOINTS: tuple[Point, ...] = (
+# The T's outline in its body frame (a simple polygon; the stem hangs off the bar at y = 30).
+T_OUTLINE: tuple[Point, ...] = (
     (-60.0, 0.0),
     (60.0, 0.0),
     (60.0, 30.0),
@@ -49,8 +49,11 @@ T_KEYPOINTS: tuple[Point, ...] = (
     (-15.0, 120.0),
     (-15.0, 30.0),
     (-60.0, 30.0),
-    (0.0, 45.0),
 )
+
+# The 9 block keypoints of the ``keypoints`` observation (body frame): the T's 8 outline corners,
+# then its centre of mass (0, 45).
+T_KEYPOINTS: tuple[Point, ...] = (*T_OUTLINE, (0.0, 45.0))
 
 
 def _signed_area(poly: Polygon) -> float:

@@ -47,7 +47,7 @@ import gymnasium as gym
 import numpy as np
 
 from lnmdn_datasets.experts import rollout_expert
-from lnmdn_envs._pusht_geometry import T_KEYPOINTS
+from lnmdn_envs._pusht_geometry import T_KEYPOINTS, T_OUTLINE
 from lnmdn_envs.pusht import AGENT_RADIUS, GOAL_POSE, WORKSPACE, PushTEnv
 
 __all__ = ["PushTExpert", "measure_success"]
@@ -56,17 +56,6 @@ logger = logging.getLogger(__name__)
 
 Point = tuple[float, float]
 
-# The T's outline in its body frame (a simple polygon; the stem hangs off the bar at y = 30).
-_OUTLINE: tuple[Point, ...] = (
-    (-60.0, 0.0),
-    (60.0, 0.0),
-    (60.0, 30.0),
-    (15.0, 30.0),
-    (15.0, 120.0),
-    (-15.0, 120.0),
-    (-15.0, 30.0),
-    (-60.0, 30.0),
-)
 _RECTS_LOCAL: tuple[tuple[Point, ...], ...] = (
     ((-60.0, 0.0), (60.0, 0.0), (60.0, 30.0), (-60.0, 30.0)),
     ((-15.0, 30.0), (15.0, 30.0), (15.0, 120.0), (-15.0, 120.0)),
@@ -278,14 +267,10 @@ class PushTExpert:
     def _contact_points(self) -> list[tuple[Point, Point]]:
         """(point, outward normal) pairs along the T's outline, in the body frame."""
         out = []
-        n = len(_OUTLINE)
-        area2 = sum(
-            _OUTLINE[i][0] * _OUTLINE[(i + 1) % n][1] - _OUTLINE[(i + 1) % n][0] * _OUTLINE[i][1]
-            for i in range(n)
-        )
+        edges = list(zip(T_OUTLINE, T_OUTLINE[1:] + T_OUTLINE[:1], strict=True))
+        area2 = sum(ax * by - bx * ay for (ax, ay), (bx, by) in edges)
         orient = 1.0 if area2 > 0 else -1.0
-        for i in range(n):
-            (ax, ay), (bx, by) = _OUTLINE[i], _OUTLINE[(i + 1) % n]
+        for (ax, ay), (bx, by) in edges:
             length = math.hypot(bx - ax, by - ay)
             nx, ny = orient * (by - ay) / length, -orient * (bx - ax) / length
             k = max(1, round(length / self.contact_spacing))
