@@ -10,7 +10,14 @@ Importing this package registers the ids with Gymnasium::
 
 ``gym.make("lnmdn_envs:lnmdn/PushT-v0")`` works without a prior import. This package never
 imports torch.
+
+On Linux without a display, importing it sets ``MUJOCO_GL=egl`` unless ``MUJOCO_GL`` is already
+set (robosuite does the same on import), so that MuJoCo's offscreen rendering (videos of Can and
+PointMaze) works headless, also in vector-env workers.
 """
+
+import os
+import sys
 
 from lnmdn_envs.registration import (
     TASKS,
@@ -32,5 +39,8 @@ __all__ = [
     "stack_space",
     "step_env_id",
 ]
+
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
 
 register_envs()

@@ -11,6 +11,7 @@ steps at ~15-100 steps/s here), and Can runs few steps; its async vector test is
 from __future__ import annotations
 
 import importlib.util
+import os
 import pickle
 import subprocess
 import sys
@@ -303,3 +304,14 @@ def test_step_ids_and_max_task_steps():
     assert chunked.step(agent)[3] is False
     _, _, _, truncated, info = chunked.step(agent)
     assert truncated and info["n_steps"] == 2
+
+
+def test_import_defaults_mujoco_gl_to_egl_when_headless():
+    """Headless Linux: importing lnmdn_envs picks EGL, unless the user chose a backend."""
+    code = "import os, lnmdn_envs; print(os.environ.get('MUJOCO_GL'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == ("egl" if sys.platform.startswith("linux") else "None")
+    env["MUJOCO_GL"] = "osmesa"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "osmesa"
