@@ -11,6 +11,7 @@ Example::
     closed_loop = lnmdn_agents.evaluate(policy, "lnmdn/PushT-v0", n_episodes=50)
 """
 
+import lnmdn_agents._requirements  # noqa: F401  (first: a missing extra fails here, named)
 from lnmdn_agents.checkpoint import load_policy, save_policy
 from lnmdn_agents.evaluation import evaluate, evaluate_offline
 from lnmdn_agents.policies import (

@@ -443,3 +443,14 @@ def test_diffusion_stratified_bound_estimates_the_full_bound():
     policy.config = few
     estimate = torch.stack([policy.log_prob(obs, act) for _ in range(200)]).mean()
     assert abs(float(estimate - exact)) < 0.05 * abs(float(exact)), (estimate, exact)
+
+
+def test_missing_agents_extra_names_it():
+    """Importing lnmdn_agents without torch says which extra to install."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['torch'] = None; import lnmdn_agents"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and ".[agents]" in out.stderr and "'torch'" in out.stderr
