@@ -113,6 +113,7 @@ def test_construction_from_config_and_json_round_trip(name):
         ("liquid_mdn", {"n_action_steps": 8}, "n_action_steps must be <= horizon - n_obs_steps"),
         ("liquid_mdn", {"cell": "lstm"}, "uses cell='cfc'"),
         ("gru_mdn", {"min_std": 0.0}, "min_std must be > 0"),
+        ("liquid_mdn", {"prev_action_dropout": 1.0}, "prev_action_dropout must be in"),
         ("liquid_mdn", {"n_components": 0}, "n_components must be an integer >= 1"),
         ("diffusion", {"horizon": 7, "n_action_steps": 2}, "horizon must be divisible"),
         ("diffusion", {"sampler": "euler"}, "sampler must be one of"),
@@ -330,6 +331,25 @@ def test_mdn_step_decoder_agrees_with_the_teacher_forced_pass(name):
         det, _ = policy.decode(summary, "mode")
         again = policy.teacher_forced(summary, det).mode_mean()
     assert torch.allclose(det, again, atol=1e-5)
+
+
+def test_prev_action_dropout_acts_in_training_only():
+    """The dropout hides previous actions from the teacher-forced decoder in training only."""
+    policy, batch = setup("liquid_mdn", n=4)
+    policy.config.prev_action_dropout = 0.9
+    obs = policy.normalizer.normalize_obs(history(policy, batch))
+    act = policy.normalizer.normalize_action(torch.as_tensor(batch["action"]))
+    with torch.no_grad():
+        summary = policy.encode(obs)
+        policy.eval()
+        a = policy.teacher_forced(summary, act).means
+        b = policy.teacher_forced(summary, act).means
+        policy.train()
+        torch.manual_seed(0)
+        c = policy.teacher_forced(summary, act).means
+    assert torch.equal(a, b)
+    assert not torch.allclose(a[:, 1:], c[:, 1:])  # later steps lost their previous actions
+    assert torch.allclose(a[:, 0], c[:, 0])  # the first step never had one
 
 
 def test_mixture_mode_and_samples():

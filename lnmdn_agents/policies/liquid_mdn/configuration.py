@@ -42,6 +42,9 @@ class RecurrentMDNConfig(BackboneConfig):
         min_std: floor on each component's standard deviation (normalised action units).
         free_running_max: weight of the free-running NLL in the loss at the last epoch; the weight
             rises linearly from 0 at the first epoch (the rest is teacher-forced NLL).
+        prev_action_dropout: in teacher-forced training, the probability that a step's previous
+            action input is replaced by the start embedding, so the decoder cannot lean on
+            copying the previous action and must read the observation (0 disables it).
     """
 
     cell: str = "cfc"
@@ -54,6 +57,7 @@ class RecurrentMDNConfig(BackboneConfig):
     n_components: int = 5
     min_std: float = 1e-3
     free_running_max: float = 0.5
+    prev_action_dropout: float = 0.0
 
     required_cell: ClassVar[str | None] = None
 
@@ -80,6 +84,10 @@ class RecurrentMDNConfig(BackboneConfig):
                 raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
         if not self.min_std > 0:
             raise ValueError(f"min_std must be > 0, got {self.min_std=}")
+        if not 0.0 <= self.prev_action_dropout < 1.0:
+            raise ValueError(
+                f"prev_action_dropout must be in [0, 1), got {self.prev_action_dropout=}"
+            )
         if not 0.0 <= self.free_running_max <= 1.0:
             raise ValueError(f"free_running_max must be in [0, 1], got {self.free_running_max=}")
 

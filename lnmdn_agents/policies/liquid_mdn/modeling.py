@@ -171,9 +171,12 @@ class RecurrentMDNPolicy(PolicyBase):
         """Mixtures for every step given the true previous actions: action_n (B, T, Da)."""
         h0, cond = self._decoder_init(summary)
         b = action_n.shape[0]
-        prev = torch.cat(
-            [self.start_embed.expand(b, 1, -1), self.action_embed(action_n[:, :-1])], dim=1
-        )
+        start = self.start_embed.expand(b, 1, -1)
+        prev = torch.cat([start, self.action_embed(action_n[:, :-1])], dim=1)
+        p = self.config.prev_action_dropout
+        if self.training and p > 0:
+            drop = torch.rand(b, prev.shape[1], 1, device=prev.device) < p
+            prev = torch.where(drop, start.expand_as(prev), prev)
         x = prev + self.step_embed + cond[:, None]
         out, _ = self.decoder(x, h0[None].contiguous())
         return self._mixture(out)
