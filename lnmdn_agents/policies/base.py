@@ -192,6 +192,26 @@ class PolicyBase(nn.Module):
         """``compute_loss``, as the module's forward (so DistributedDataParallel can wrap it)."""
         return self.compute_loss(batch)
 
+    @staticmethod
+    def observation_batch(observation: np.ndarray) -> tuple[np.ndarray, bool]:
+        """``predict``'s input as a batch (B, To, Do), and whether it was a single (To, Do).
+
+        Raises:
+            ValueError: ``observation`` is the ``(obs, info)`` tuple that ``env.reset()`` returns.
+        """
+        if (
+            isinstance(observation, tuple)
+            and len(observation) == 2
+            and isinstance(observation[1], dict)
+        ):
+            raise ValueError(
+                "predict got the (obs, info) tuple returned by env.reset(); "
+                "pass obs only: obs, info = env.reset(); policy.predict(obs)"
+            )
+        obs = np.asarray(observation)
+        single = obs.ndim == 2
+        return (obs[None] if single else obs), single
+
     @torch.no_grad()
     def predict(
         self,
@@ -205,19 +225,7 @@ class PolicyBase(nn.Module):
         A single observation (To, Do) gives (Ta, Da). ``episode_start`` (B,) resets recurrent
         state of the envs that start a new episode.
         """
-        if (
-            isinstance(observation, tuple)
-            and len(observation) == 2
-            and isinstance(observation[1], dict)
-        ):
-            raise ValueError(
-                "predict got the (obs, info) tuple returned by env.reset(); "
-                "pass obs only: obs, info = env.reset(); policy.predict(obs)"
-            )
-        obs = np.asarray(observation)
-        single = obs.ndim == 2
-        if single:
-            obs = obs[None]
+        obs, single = self.observation_batch(observation)
         if episode_start is not None and np.any(episode_start):
             self.reset(np.asarray(episode_start, dtype=bool).reshape(-1))
         chunk = self.predict_chunk(torch.as_tensor(obs), deterministic=deterministic)

@@ -485,19 +485,9 @@ class LWDPolicy(PolicyBase):
         all come from the newest observation (held), so evaluate LWD with ``n_action_steps=1``
         envs, the config default. A single observation (To, Do) gives (Ta, Da).
         """
-        if (
-            isinstance(observation, tuple)
-            and len(observation) == 2
-            and isinstance(observation[1], dict)
-        ):
-            raise ValueError(
-                "predict got the (obs, info) tuple returned by env.reset(); "
-                "pass obs only: obs, info = env.reset(); policy.predict(obs)"
-            )
         c = self.config
-        obs_np = np.asarray(observation)
-        single = obs_np.ndim == 2
-        obs = self.check_obs(obs_np[None] if single else obs_np)
+        obs_np, single = self.observation_batch(observation)
+        obs = self.check_obs(obs_np)
         b = obs.shape[0]
         if self._decoded is None or self._needs_latent.shape[0] != b:
             self.reset()
