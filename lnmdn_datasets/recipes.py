@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from lnmdn_datasets.experts import rollout_expert
+from lnmdn_datasets.experts import replay_episode, rollout_expert
 from lnmdn_datasets.minari_io import EpisodeRecord, write_dataset
 
 __all__ = [
@@ -380,15 +380,9 @@ def verify(
                     f"{dataset_id} episode {i} has no infos['state']: it cannot be replayed "
                     "(converted datasets keep the source's states only when it has them)"
                 )
-            obs, _ = env.reset(options={"reset_to_state": infos["state"][0]})
-            err = float(np.max(np.abs(np.asarray(obs) - ep.observations[0])))
-            success = False
-            for t, action in enumerate(ep.actions):
-                obs, _, terminated, truncated, info = env.step(action)
-                err = max(err, float(np.max(np.abs(np.asarray(obs) - ep.observations[t + 1]))))
-                success = bool(info.get("is_success", False))
-                if terminated or truncated:
-                    break
+            observations, is_success = replay_episode(env, infos["state"][0], ep.actions)
+            err = float(np.max(np.abs(observations - ep.observations[: len(observations)])))
+            success = bool(is_success[-1])
             recorded = bool(infos["is_success"][-1]) if "is_success" in infos else success
             max_err = max(max_err, err)
             if success == recorded and (atol is None or err <= atol):

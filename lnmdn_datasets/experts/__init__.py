@@ -3,7 +3,8 @@
 Every expert follows the :class:`Expert` protocol: it acts on the single-step task env
 (``lnmdn_envs.make_task_env``) and may read privileged simulator state through ``env.unwrapped``.
 :func:`rollout_expert` runs one episode; the dataset recipes and each expert's success
-measurement use it, so what is measured is what a dataset records.
+measurement use it, so what is measured is what a dataset records. :func:`replay_episode` is the
+replay self-test: a recorded episode's actions from its first recorded state.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["Expert", "ExpertEpisode", "rollout_expert"]
+__all__ = ["Expert", "ExpertEpisode", "replay_episode", "rollout_expert"]
 
 
 class Expert(Protocol):
@@ -114,3 +115,32 @@ def rollout_expert(
         is_success=np.asarray(success),
         score=np.asarray(score),
     )
+
+
+def replay_episode(
+    env: gym.Env[Any, Any], first_state: np.ndarray, actions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Replay recorded actions open loop from a recorded first state (the replay self-test).
+
+    Resets ``env`` with ``options={"reset_to_state": first_state}`` and executes ``actions``,
+    stopping at termination or truncation, as robomimic's ``playback_dataset.py`` does with
+    ``reset_to`` (robomimic #230 is what a replay that does not reproduce its demo looks like).
+
+    Args:
+        env: the single-step task env the episode was recorded on.
+        first_state: ``env.unwrapped.get_state()`` before the episode's first action.
+        actions: ``(L, Da)`` recorded actions.
+
+    Returns:
+        ``observations (L'+1, Do)`` and ``is_success (L'+1,)`` after the reset and each step,
+        ``L' <= L`` the steps executed.
+    """
+    obs, info = env.reset(options={"reset_to_state": first_state})
+    observations, success = [obs], [bool(info.get("is_success", False))]
+    for action in actions:
+        obs, _, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        success.append(bool(info.get("is_success", False)))
+        if terminated or truncated:
+            break
+    return np.asarray(observations), np.asarray(success)

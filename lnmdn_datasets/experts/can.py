@@ -32,7 +32,6 @@ from lnmdn_envs.can import CAN_OBS_SLICES
 __all__ = [
     "CanExpert",
     "measure_can_expert",
-    "replay_can_episode",
 ]
 
 logger = logging.getLogger(__name__)
@@ -209,34 +208,6 @@ class CanExpert:
     def _retry(self) -> None:
         self.retries += 1
         self._set("approach")
-
-
-def replay_can_episode(
-    env: gym.Env[Any, Any], first_state: np.ndarray, actions: np.ndarray
-) -> tuple[np.ndarray, bool]:
-    """Replay recorded actions from a recorded first state (the demonstration self-test).
-
-    Resets ``env`` (the single-step Can env) with ``options={"reset_to_state": first_state}``
-    and executes ``actions`` open loop, stopping at termination or truncation, as robomimic's
-    ``playback_dataset.py`` does with ``reset_to``.
-
-    Args:
-        env: the single-step Can env (``make_task_env("lnmdn/Can-v0")``).
-        first_state: ``(71,)`` flattened MuJoCo state of the episode's first step.
-        actions: ``(L, 7)`` recorded actions.
-
-    Returns:
-        ``(observations (L'+1, 23), success)``, ``L' <= L`` the steps executed.
-    """
-    obs, info = env.reset(options={"reset_to_state": first_state})
-    observations, success = [obs], bool(info["is_success"])
-    for action in actions:
-        obs, _, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        success = success or bool(info["is_success"])
-        if terminated or truncated:
-            break
-    return np.asarray(observations, dtype=np.float32), success
 
 
 def measure_can_expert(
