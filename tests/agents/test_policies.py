@@ -72,10 +72,10 @@ def episodes(n: int = 4, length: int = 30, seed: int = 0) -> list[Episode]:
     return out
 
 
-def setup(name: str, n: int = 16) -> tuple[PolicyBase, dict[str, torch.Tensor]]:
+def setup(name: str, n: int = 16, **overrides) -> tuple[PolicyBase, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
     eps = episodes()
-    cfg = small_config(name)
+    cfg = dataclasses.replace(small_config(name), **overrides)
     data = WindowDataset(eps, cfg)
     obs, act = data.window_arrays(np.arange(n))
     policy = make_policy(name, cfg, stats=compute_stats(eps))
@@ -300,9 +300,51 @@ def test_mixture_log_prob_matches_a_hand_computed_case():
 
 
 @pytest.mark.parametrize("name", ["liquid_mdn", "lstm_mdn", "gru_mdn"])
+def test_mdn_chunk_log_prob_is_the_exact_mixture_density(name):
+    """mixture="chunk": log_prob is one K-component mixture over the flattened (T, Da) chunk."""
+    policy, batch = setup(name, n=3, mixture="chunk")
+    policy.eval()
+    obs, act = history(policy, batch), batch["action"]
+    got = policy.log_prob(obs, act)
+    with torch.no_grad():
+        summary = policy.encode(policy.normalizer.normalize_obs(obs))
+        mix = policy.chunk_mixture(summary)
+        dist = torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(logits=mix.log_weights),
+            torch.distributions.Independent(torch.distributions.Normal(mix.means, mix.stds), 1),
+        )
+        expected = dist.log_prob(policy.normalizer.normalize_action(act).flatten(1))
+        det = policy.predict_chunk(obs, deterministic=True)
+        mode = policy.normalizer.unnormalize_action(mix.mode_mean().reshape(det.shape))
+    c = policy.config
+    assert mix.means.shape == (3, c.n_components, c.horizon * c.action_dim)
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert (mix.stds >= c.min_std).all()
+    # deterministic = the most likely component's whole trajectory
+    assert torch.allclose(det, mode, atol=1e-5)
+
+
+def test_mdn_chunk_samples_are_whole_component_trajectories():
+    """With tiny stds every sampled chunk is (close to) one component's mean trajectory."""
+    policy, batch = setup("liquid_mdn", n=2, mixture="chunk", min_std=1e-6)
+    policy.eval()
+    with torch.no_grad():
+        head = policy.chunk_head[-1]
+        k, n = policy.config.n_components, policy.config.horizon * policy.config.action_dim
+        head.bias[k + k * n :] = -30.0  # softplus(-30) ~ 1e-13: stds at the floor
+        head.weight[k + k * n :] = 0.0
+        obs = history(policy, batch)
+        summary = policy.encode(policy.normalizer.normalize_obs(obs))
+        means = policy.chunk_mixture(summary).means  # (B, K, T*Da)
+        samples = policy.normalizer.normalize_action(policy.sample_chunks(obs, 8)).flatten(2)
+    dist = (samples[:, :, None] - means[:, None]).abs().amax(-1).min(-1).values  # (B, 8)
+    assert (dist < 1e-3).all()
+
+
+@pytest.mark.parametrize("name", ["liquid_mdn", "lstm_mdn", "gru_mdn"])
 def test_mdn_log_prob_is_the_exact_autoregressive_density(name):
-    """log_prob equals sum_t log p(a_t | a_<t, o), computed with torch.distributions."""
-    policy, batch = setup(name, n=3)
+    """mixture="step": log_prob equals sum_t log p(a_t | a_<t, o), via torch.distributions."""
+    policy, batch = setup(name, n=3, mixture="step")
     policy.eval()
     obs, act = history(policy, batch), batch["action"]
     got = policy.log_prob(obs, act)
@@ -324,7 +366,7 @@ def test_mdn_log_prob_is_the_exact_autoregressive_density(name):
 @pytest.mark.parametrize("name", ["liquid_mdn", "gru_mdn"])
 def test_mdn_step_decoder_agrees_with_the_teacher_forced_pass(name):
     """Feeding the deterministic chunk back through the teacher-forced GRU reproduces it."""
-    policy, batch = setup(name, n=3)
+    policy, batch = setup(name, n=3, mixture="step")
     policy.eval()
     with torch.no_grad():
         summary = policy.encode(policy.normalizer.normalize_obs(history(policy, batch)))
@@ -335,7 +377,7 @@ def test_mdn_step_decoder_agrees_with_the_teacher_forced_pass(name):
 
 def test_prev_action_dropout_acts_in_training_only():
     """The dropout hides previous actions from the teacher-forced decoder in training only."""
-    policy, batch = setup("liquid_mdn", n=4)
+    policy, batch = setup("liquid_mdn", n=4, mixture="step")
     policy.config.prev_action_dropout = 0.9
     obs = policy.normalizer.normalize_obs(history(policy, batch))
     act = policy.normalizer.normalize_action(torch.as_tensor(batch["action"]))

@@ -14,6 +14,7 @@ from lnmdn_agents.policies.backbone import BackboneConfig
 __all__ = ["CELLS", "GRUMDNConfig", "LSTMMDNConfig", "LiquidMDNConfig", "RecurrentMDNConfig"]
 
 CELLS = ("cfc", "lstm", "gru")
+MIXTURES = ("chunk", "step")
 
 
 @dataclass
@@ -34,8 +35,10 @@ class RecurrentMDNConfig(BackboneConfig):
             lands the Push-T model at 4.29M parameters, the paper's 4.3M; LSTM 400, GRU 460).
         cfc_backbone_units: width of the CfC cell's internal backbone MLP (ncps default 128).
         cfc_backbone_layers: depth of that MLP (ncps default 1).
-        decoder_hidden: hidden size of the GRU decoder over the horizon (it runs T times per
-            chunk, so it dominates batch-1 latency; the capacity sits in the encoder instead).
+        decoder_hidden: width of the chunk head's two hidden layers (``mixture="chunk"``), or
+            hidden size of the GRU decoder over the horizon (``mixture="step"``; it runs T times
+            per chunk, so it dominates batch-1 latency there). 400 lands the default Push-T
+            head at 4.29M parameters, the paper's 4.3M.
         action_embed_dim: size of the decoder's per-step input (previous action embedding + step
             embedding + projected summary).
         n_components: K, Gaussian components per step.
@@ -45,6 +48,11 @@ class RecurrentMDNConfig(BackboneConfig):
         prev_action_dropout: in teacher-forced training, the probability that a step's previous
             action input is replaced by the start embedding, so the decoder cannot lean on
             copying the previous action and must read the observation (0 disables it).
+            ``mixture="step"`` only.
+        mixture: ``"chunk"``: one K-component mixture over the whole (T, Da) chunk, each
+            component a trajectory, decoded in one pass from the summary (no previous-action
+            input, so nothing to copy); ``"step"``: the autoregressive GRU decoder with a
+            K-component mixture per step, fed its previous action (the paper's design).
     """
 
     cell: str = "cfc"
@@ -52,17 +60,20 @@ class RecurrentMDNConfig(BackboneConfig):
     rnn_hidden: int = 576
     cfc_backbone_units: int = 128
     cfc_backbone_layers: int = 1
-    decoder_hidden: int = 256
+    decoder_hidden: int = 400
     action_embed_dim: int = 128
     n_components: int = 5
     min_std: float = 1e-3
     free_running_max: float = 0.5
     prev_action_dropout: float = 0.0
+    mixture: str = "chunk"
 
     required_cell: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.mixture not in MIXTURES:
+            raise ValueError(f"mixture must be one of {MIXTURES}, got {self.mixture=}")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {self.cell=}")
         if self.required_cell is not None and self.cell != self.required_cell:

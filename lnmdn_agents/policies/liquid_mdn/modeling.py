@@ -138,6 +138,17 @@ class RecurrentMDNPolicy(PolicyBase):
                 [rnn(c.d_model, c.rnn_hidden, num_layers=c.rnn_layers, batch_first=True)]
             )
         k, da, e = c.n_components, c.action_dim, c.action_embed_dim
+        if c.mixture == "chunk":
+            dh = c.decoder_hidden
+            self.chunk_head = nn.Sequential(
+                nn.Linear(c.rnn_hidden, dh),
+                nn.GELU(),
+                nn.Linear(dh, dh),
+                nn.GELU(),
+                nn.Linear(dh, k * (1 + 2 * c.horizon * da)),
+            )
+            self.free_running_weight = 0.0
+            return
         self.init_proj = nn.Linear(c.rnn_hidden, c.decoder_hidden)
         self.cond_proj = nn.Linear(c.rnn_hidden, e)
         self.action_embed = nn.Linear(da, e)
@@ -164,6 +175,16 @@ class RecurrentMDNPolicy(PolicyBase):
         stds = self.config.min_std + F.softplus(raw_std.reshape(shape))
         return MixtureParams(F.log_softmax(logits, dim=-1), mean.reshape(shape), stds)
 
+    def chunk_mixture(self, summary: Tensor) -> MixtureParams:
+        """``mixture="chunk"``: summary (B, H) -> one mixture over flattened chunks (B, K, T*Da)."""
+        c = self.config
+        k, n = c.n_components, c.horizon * c.action_dim
+        out = self.chunk_head(summary)
+        logits, mean, raw_std = out.split([k, k * n, k * n], dim=-1)
+        shape = (*summary.shape[:-1], k, n)
+        stds = c.min_std + F.softplus(raw_std.reshape(shape))
+        return MixtureParams(F.log_softmax(logits, dim=-1), mean.reshape(shape), stds)
+
     def _decoder_init(self, summary: Tensor) -> tuple[Tensor, Tensor]:
         return torch.tanh(self.init_proj(summary)), self.cond_proj(summary)
 
@@ -184,7 +205,7 @@ class RecurrentMDNPolicy(PolicyBase):
     def decode(
         self, summary: Tensor, mode: str, targets: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        """Autoregressive decoding over the horizon, one GRU step at a time.
+        """Decode a chunk: one pass (``mixture="chunk"``) or one GRU step at a time (``"step"``).
 
         Args:
             summary: (B, rnn_hidden).
@@ -194,6 +215,12 @@ class RecurrentMDNPolicy(PolicyBase):
         Returns:
             actions (B, T, Da) normalised, and the log-density of ``targets`` (B,) if given.
         """
+        c = self.config
+        if c.mixture == "chunk":
+            chunk_mix = self.chunk_mixture(summary)
+            flat = chunk_mix.mode_mean() if mode == "mode" else chunk_mix.sample()
+            chunk_logp = chunk_mix.log_prob(targets.flatten(1)) if targets is not None else None
+            return flat.reshape(-1, c.horizon, c.action_dim), chunk_logp
         h, cond = self._decoder_init(summary)
         g = self.decoder
         weights = cast(
@@ -229,6 +256,9 @@ class RecurrentMDNPolicy(PolicyBase):
         act_n = self.normalizer.normalize_action(action)
         summary = self.encode(obs_n)
         n_el = self.config.horizon * self.config.action_dim
+        if self.config.mixture == "chunk":
+            nll = -self.chunk_mixture(summary).log_prob(act_n.flatten(1)).mean() / n_el
+            return nll, {"nll": float(nll.detach())}
         nll_tf = -self.teacher_forced(summary, act_n).log_prob(act_n).sum(1).mean() / n_el
         w = self.free_running_weight
         metrics = {"nll_teacher_forced": float(nll_tf.detach()), "free_running_weight": w}
@@ -247,6 +277,8 @@ class RecurrentMDNPolicy(PolicyBase):
         obs_t, act = self.check_batch({"obs": obs, "action": action})
         summary = self.encode(self.normalizer.normalize_obs(obs_t))
         act_n = self.normalizer.normalize_action(act)
+        if self.config.mixture == "chunk":
+            return self.chunk_mixture(summary).log_prob(act_n.flatten(1))
         return self.teacher_forced(summary, act_n).log_prob(act_n).sum(1)
 
     @torch.no_grad()
