@@ -67,6 +67,9 @@ __all__ = ["TrainConfig", "lr_at", "train", "train_command"]
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+VALIDATION_SEED_BASE = 50_000
+"""First closed-loop validation seed: above the dataset seeds, below the test seeds (100000+)."""
 
 
 @dataclass
@@ -99,6 +102,13 @@ class TrainConfig:
         num_threads: torch intra-op threads (None: torch's default).
         progress: show a tqdm progress bar (rank 0 only).
         policy_overrides: policy config fields to change, e.g. ``{"d_model": 128}``.
+        eval_every: closed-loop validation every this many epochs (and after the last); 0
+            disables it. The best checkpoint by mean score is kept in ``<run>/best/``.
+        eval_env: env of the closed-loop validation; default: the env the dataset was recorded
+            in.
+        eval_episodes: closed-loop validation episodes, on seeds ``VALIDATION_SEED_BASE, ...``
+            (disjoint from the dataset's seeds and from the test seeds 100000+).
+        eval_deterministic: act with ``deterministic=True`` in the closed-loop validation.
     """
 
     policy: str = "liquid_mdn"
@@ -123,6 +133,10 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     policy_overrides: dict[str, Any] = field(default_factory=dict)
+    eval_every: int = 0
+    eval_env: str | None = None
+    eval_episodes: int = 20
+    eval_deterministic: bool = True
 
     def __post_init__(self) -> None:
         get_policy_class(self.policy)  # unknown names list the known ones
@@ -132,6 +146,12 @@ class TrainConfig:
             value = getattr(self, f)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        for f in ("eval_every", "eval_episodes"):
+            value = getattr(self, f)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{f} must be an integer >= 0, got {f}={value!r}")
+        if self.eval_every and self.eval_episodes < 1:
+            raise ValueError(f"eval_every > 0 needs eval_episodes >= 1, got {self.eval_episodes=}")
         if self.val_max_windows < 1:
             raise ValueError(f"val_max_windows must be >= 1, got {self.val_max_windows=}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
@@ -331,6 +351,35 @@ def _validate(
     return out
 
 
+def _validate_closed_loop(
+    policy: PolicyBase, config: TrainConfig, env_id: str, seed: int
+) -> dict[str, float]:
+    """``eval/success_rate`` and ``eval/mean_score`` on the validation seeds (sync envs)."""
+    from lnmdn_agents.evaluation.rollout import evaluate
+
+    was_training = policy.training
+    policy.eval()
+    seeds = list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes))
+    with torch.random.fork_rng(devices=[]):
+        result = evaluate(
+            policy,
+            env_id,
+            n_episodes=config.eval_episodes,
+            seeds=seeds,
+            n_envs=min(10, config.eval_episodes),
+            progress=False,
+            deterministic=config.eval_deterministic,
+            vectorization_mode="sync",
+            torch_seed=seed,
+        )
+    policy.train(was_training)
+    return {
+        "eval/success_rate": float(result["success_rate"]),
+        "eval/mean_score": float(result["mean_score"]),
+        "eval/mean_length": float(result["mean_length"]),
+    }
+
+
 # -- the loop -----------------------------------------------------------------------------------
 def train(
     config: TrainConfig, resume: bool = False, *, episodes: Sequence[Episode] | None = None
@@ -439,6 +488,19 @@ def train(
         )
 
     metrics_path = run_dir / "metrics.jsonl"
+    train_seconds, best_score = 0.0, -math.inf
+    eval_env = None
+    if config.eval_every:
+        from lnmdn_agents.evaluation.runs import env_for_dataset
+
+        eval_env = config.eval_env or env_for_dataset(config.dataset)
+        if episodes is None:
+            from lnmdn_agents.evaluation.rollout import check_seeds_disjoint
+
+            check_seeds_disjoint(
+                range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes),
+                config.dataset,
+            )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved_cfg_path, json.dumps(config.to_dict(), indent=2) + "\n")
@@ -452,6 +514,9 @@ def train(
                     continue
                 if rec.get("epoch", 0) < start_epoch:
                     kept.append(line)
+                    train_seconds += float(rec.get("charts/epoch_time_s", 0.0))
+                    if "eval/mean_score" in rec:
+                        best_score = max(best_score, float(rec["eval/mean_score"]))
         atomic_write_text(metrics_path, "".join(f"{line}\n" for line in kept))
     logger.info(
         "training %s (%d parameters) on %s: %d windows, %d epochs x %d steps, %d process(es)",
@@ -532,8 +597,22 @@ def train(
                         device,
                     )
                 )
+            if eval_env is not None and (done % config.eval_every == 0 or done == config.epochs):
+                final_policy = ema if ema is not None else policy
+                record.update(_validate_closed_loop(final_policy, config, eval_env, config.seed))
+                if record["eval/mean_score"] > best_score:
+                    best_score = record["eval/mean_score"]
+                    save_policy(
+                        final_policy,
+                        run_dir / BEST_DIR,
+                        extra={"epoch": done, "step": step, **{
+                            k: v for k, v in record.items() if k.startswith("eval/")
+                        }},
+                    )  # fmt: skip
+            train_seconds += elapsed
             record["charts/samples_per_sec"] = steps_per_epoch * batch_size / max(elapsed, 1e-9)
             record["charts/epoch_time_s"] = elapsed
+            record["charts/train_minutes"] = train_seconds / 60.0
             record["charts/processes"] = world
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")

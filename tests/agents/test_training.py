@@ -84,7 +84,10 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path):
 
 
 def test_run_folder_and_metrics(tmp_path):
-    run = train(config(tmp_path, "liquid_mdn"), episodes=synthetic_episodes())
+    overrides = {**BACKBONE, **WINDOW, **SMALL["liquid_mdn"], "mixture": "step"}
+    run = train(
+        config(tmp_path, "liquid_mdn", policy_overrides=overrides), episodes=synthetic_episodes()
+    )
     assert {"config.json", "model.safetensors", "train_config.json", "metrics.jsonl"} <= {
         p.name for p in run.iterdir()
     }
@@ -252,3 +255,42 @@ def test_cli_options_are_generated_from_train_config():
     }
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         _parse_overrides(["d_model"])
+
+
+def test_closed_loop_validation_keeps_the_best_checkpoint(tmp_path):
+    """eval_every: validation seeds (50000+), eval/* metrics, and best/ holds the best epoch."""
+    cfg = config(
+        tmp_path,
+        "liquid_mdn",
+        epochs=3,
+        eval_every=1,
+        eval_episodes=2,
+        eval_env="lnmdn/PushT-v0",
+    )
+    run = train(cfg, episodes=synthetic_episodes())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    scores = [r["eval/mean_score"] for r in records]
+    assert len(scores) == 3 and all(0.0 <= x <= 1.0 for x in scores)
+    assert all(0.0 <= r["eval/success_rate"] <= 1.0 for r in records)
+    minutes = [r["charts/train_minutes"] for r in records]
+    assert minutes == sorted(minutes) and minutes[0] > 0
+    best = load_policy(run / "best")
+    meta = safe_open_metadata(run / "best" / "model.safetensors")
+    best_epoch = int(json.loads(meta["epoch"]))
+    assert json.loads(meta["eval/mean_score"]) == max(scores)
+    assert best_epoch == 1 + scores.index(max(scores))  # the first epoch with the best score
+    assert best.config.to_dict() == load_policy(run).config.to_dict()
+
+
+def safe_open_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()
+
+
+def test_closed_loop_validation_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="eval_every must be an integer >= 0"):
+        config(tmp_path, eval_every=-1)
+    with pytest.raises(ValueError, match="eval_episodes >= 1"):
+        config(tmp_path, eval_every=2, eval_episodes=0)
