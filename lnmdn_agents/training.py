@@ -696,6 +696,22 @@ def _make_train_command() -> Any:
     )
     params.append(
         inspect.Parameter(
+            "recipe",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(
+                None,
+                "--recipe",
+                help="Start from a committed recipe, e.g. pusht/liquid_mdn (lnmdn recipes); "
+                "options given here replace its values.",
+            ),
+            annotation=str | None,
+        )
+    )
+    params.append(
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    )
+    params.append(
+        inspect.Parameter(
             "resume",
             inspect.Parameter.KEYWORD_ONLY,
             default=typer.Option(False, "--resume", help="Continue the run folder's checkpoint."),
@@ -704,10 +720,26 @@ def _make_train_command() -> Any:
     )
 
     def train_command(**kwargs: Any) -> None:
+        import click
+
         overrides = _parse_overrides(kwargs.pop("set_"))
         resume = kwargs.pop("resume")
+        recipe_name = kwargs.pop("recipe")
+        ctx = kwargs.pop("ctx")
         try:
-            config = TrainConfig(**kwargs, policy_overrides=overrides)
+            if recipe_name is None:
+                config = TrainConfig(**kwargs, policy_overrides=overrides)
+            else:
+                from lnmdn_agents.recipes import load_recipe
+
+                recipe = load_recipe(recipe_name)
+                given = {
+                    k: v
+                    for k, v in kwargs.items()
+                    if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+                }
+                merged = {**recipe.train.get("policy_overrides", {}), **overrides}
+                config = recipe.train_config(**given, policy_overrides=merged)
         except (ValueError, TypeError, KeyError) as err:
             raise typer.BadParameter(str(err).strip("\"'")) from err
         try:
