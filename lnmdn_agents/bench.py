@@ -141,6 +141,8 @@ class BenchPreset:
         train_threads: torch threads for training (None: torch's default).
         eval_threads: torch threads for evaluation and latency (None: torch's default; 1 by
             default: batch-1 inference gains little from intra-op threads).
+        pretrained: ``{"<task>/<policy>": run folder}``: cells evaluated from a shipped run
+            folder made by the recipe (checked against it) instead of being trained.
     """
 
     name: str
@@ -168,6 +170,7 @@ class BenchPreset:
     videos: int = 0
     train_threads: int | None = None
     eval_threads: int | None = 1
+    pretrained: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in BENCH_TASKS]
@@ -393,10 +396,15 @@ def run_cell(
             num_threads=preset.train_threads,
             **place,
         )
-    if retrain and cfg.run_dir.exists():
-        shutil.rmtree(cfg.run_dir)
-    # resume an interrupted cell's training; a fresh cell starts without the "no checkpoint" warning
-    run_dir = train(cfg, resume=(cfg.run_dir / "train_config.json").is_file())
+    shipped = preset.pretrained.get(f"{task_name}/{policy_name}")
+    if shipped is not None:
+        run_dir = _pretrained_run(Path(shipped), cfg)
+        logger.info("bench cell %s: evaluating the shipped run %s (no training)", cid, run_dir)
+    else:
+        if retrain and cfg.run_dir.exists():
+            shutil.rmtree(cfg.run_dir)
+        # resume an interrupted cell's training; a fresh cell starts without the warning
+        run_dir = train(cfg, resume=(cfg.run_dir / "train_config.json").is_file())
     train_s = time.perf_counter() - t0
     episodes = preset.episodes
     if episodes is None:
@@ -406,12 +414,45 @@ def run_cell(
         result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out, episodes)
     if recipe is not None:
         result["recipe"] = {"name": recipe.name, "version": recipe.version}
+    if shipped is not None:
+        result["pretrained"] = str(shipped)
     result["train_wall_time_s"] = train_s
     result["wall_time_s"] = time.perf_counter() - t0
     path = _cell_file(out, cid)
     atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     logger.info("bench cell %s done in %.0f s -> %s", cid, result["wall_time_s"], path)
     return result
+
+
+def _pretrained_run(folder: Path, cfg: Any) -> Path:
+    """A shipped run folder, checked against the recipe that must have produced it.
+
+    The folder holds what a recipe run leaves (``train_config.json``, ``metrics.jsonl`` and
+    ``best/`` or the final ``model.safetensors``), so its learning curve and training minutes are
+    reported as measured when it was made.
+
+    Raises:
+        FileNotFoundError: the folder is missing or is not a run folder.
+        ValueError: it was trained with other settings than the cell's recipe.
+    """
+    if not (folder / "train_config.json").is_file():
+        raise FileNotFoundError(
+            f"shipped run {folder} is missing (or has no train_config.json); train it with "
+            f"`lnmdn train --recipe ...` or drop it from the preset's `pretrained`"
+        )
+    saved = json.loads((folder / "train_config.json").read_text())
+    ignored = {"output_dir", "run_name", "progress", "num_threads", "device"}
+    diff = {
+        k: (saved.get(k), v)
+        for k, v in cfg.to_dict().items()
+        if k not in ignored and saved.get(k) != v
+    }
+    if diff:
+        raise ValueError(
+            f"shipped run {folder} was not trained by the cell's recipe: {{field: (shipped, "
+            f"recipe)}} = {diff}; retrain it with the recipe"
+        )
+    return folder
 
 
 def _evaluate_cell(
