@@ -11,6 +11,8 @@ Each finished cell is written atomically to ``<out>/cells/<cell>.json``; a later
 cells whose file exists (resumable), and cells computed elsewhere merge by copying their files
 into ``cells/`` (runnable in parts: ``--task``, ``--policy``, ``--cell`` filters). Whatever cells
 are present are then aggregated into ``results.json``, ``report.md`` and ``figures/*.png``.
+``--executor ray`` runs the missing cells as Ray tasks on one machine or a cluster, with retries
+(``lnmdn_agents.bench_executors``); the default runs them one after the other in this process.
 
 Presets:
 
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 import typer
 
+from lnmdn_agents.bench_executors import EXECUTORS, CellFailure, CellsFailedError, run_cells_ray
 from lnmdn_agents.checkpoint import atomic_write_text, load_policy
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
@@ -143,6 +146,8 @@ class BenchPreset:
             default: batch-1 inference gains little from intra-op threads).
         pretrained: ``{"<task>/<policy>": run folder}``: cells evaluated from a shipped run
             folder made by the recipe (checked against it) instead of being trained.
+        device: training device, ``"cpu"``, ``"cuda"`` or ``"auto"`` (evaluation runs on the
+            CPU); with ``--executor ray`` a ``cuda`` cell asks Ray for one GPU.
     """
 
     name: str
@@ -171,6 +176,7 @@ class BenchPreset:
     train_threads: int | None = None
     eval_threads: int | None = 1
     pretrained: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in BENCH_TASKS]
@@ -186,6 +192,8 @@ class BenchPreset:
                 )
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs=}")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'auto', got {self.device=}")
 
 
 # Small models for the demo: the same architectures, narrower, so that both train in minutes.
@@ -359,11 +367,12 @@ def run_cell(
     seed: int,
     out: Path,
     retrain: bool = False,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate one cell; returns its result dict (also written to ``cells/``).
 
     An interrupted cell resumes its training from the last checkpoint; ``retrain`` deletes the
-    cell's run folder first.
+    cell's run folder first; ``progress`` shows the training progress bar.
     """
     from lnmdn_agents.training import TrainConfig, train
 
@@ -371,14 +380,17 @@ def run_cell(
     cid = cell_id(task_name, policy_name, fraction, seed)
     logger.info("bench cell %s: training", cid)
     t0 = time.perf_counter()
-    place: dict[str, Any] = {"output_dir": str(out / "runs"), "run_name": cid.replace("/", "_")}
+    place: dict[str, Any] = {
+        "output_dir": str(out / "runs"),
+        "run_name": cid.replace("/", "_"),
+        "device": preset.device,
+        "progress": progress,
+    }
     recipe = None
     if preset.recipes:
         recipe = load_recipe(f"{task_name}/{policy_name}")
         given = {"epochs": preset.epochs} if preset.epochs is not None else {}
-        cfg = recipe.train_config(
-            fraction=fraction, seed=seed, split_seed=0, progress=False, **given, **place
-        )
+        cfg = recipe.train_config(fraction=fraction, seed=seed, split_seed=0, **given, **place)
     else:
         assert preset.epochs is not None
         cfg = TrainConfig(
@@ -675,8 +687,18 @@ def _curves(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]
     return out
 
 
-def write_report(out: Path, cells: list[dict[str, Any]], preset: BenchPreset) -> dict[str, Any]:
-    """Aggregate ``cells`` into ``results.json``, ``report.md`` and ``figures/``."""
+def write_report(
+    out: Path,
+    cells: list[dict[str, Any]],
+    preset: BenchPreset,
+    failed: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Aggregate ``cells`` into ``results.json``, ``report.md`` and ``figures/``.
+
+    ``failed`` (cells that failed on every attempt in this run, as
+    :meth:`lnmdn_agents.bench_executors.CellFailure.to_dict` gives them) is listed in both.
+    """
+    failed = failed or []
     agg = aggregate(cells)
     summary = agg["summary"]
     fig_dir = out / "figures"
@@ -741,9 +763,20 @@ def write_report(out: Path, cells: list[dict[str, Any]], preset: BenchPreset) ->
         "cells": [{k: v for k, v in c.items() if k not in ("trajectories",)} for c in cells],
         "figures": {k: str(v) for k, v in figures.items() if v is not None},
         "table": {"header": header, "rows": rows},
+        "failed": failed,
     }
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
-    atomic_write_text(out / "report.md", _markdown(preset, cells, header, rows, figures, out))
+    report = _markdown(preset, cells, header, rows, figures, out)
+    if failed:
+        report += (
+            "\n## Failed cells\n\nNot in the tables above (their errors are in results.json); "
+            "rerun the same command to retry them.\n\n| cell | attempts | last error |\n"
+            "|---|---|---|\n"
+        )
+        report += "".join(
+            f"| {f['cell']} | {f['attempts']} | {f['error'].replace('|', '/')} |\n" for f in failed
+        )
+    atomic_write_text(out / "report.md", report)
     return results
 
 
@@ -822,6 +855,9 @@ def run_bench(
     cell: str | None = None,
     force: bool = False,
     report_only: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    max_retries: int = 2,
 ) -> dict[str, Any]:
     """Run the cells of ``preset`` not yet done, then aggregate every finished cell.
 
@@ -833,10 +869,23 @@ def run_bench(
         cell: only cells whose id matches this fnmatch pattern (``pusht/*/frac1/seed0``).
         force: recompute cells (training from scratch) even when their result file exists.
         report_only: compute nothing; aggregate the cells present.
+        executor: ``local`` (one cell after the other in this process; the first error stops
+            the run) or ``ray`` (cells as Ray tasks, see
+            :func:`lnmdn_agents.bench_executors.run_cells_ray`).
+        address: Ray cluster address for ``executor="ray"`` (None: start Ray on this machine,
+            or use ``RAY_ADDRESS``).
+        max_retries: with ``executor="ray"``, resubmissions of a failed cell before it is
+            reported in ``failed``.
 
     Returns:
-        The ``results.json`` content plus ``out``, ``report`` and ``computed`` (cell ids).
+        The ``results.json`` content plus ``out``, ``report``, ``computed`` (cell ids) and
+        ``failed`` (cells that failed on every attempt, also in ``results.json``).
+
+    Raises:
+        CellsFailedError: every cell to compute failed and no cell is finished.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; known: {list(EXECUTORS)}")
     out = Path(out) if out is not None else Path("runs") / "bench" / preset.name
     out.mkdir(parents=True, exist_ok=True)
     todo = [] if report_only else plan_cells(preset, task, policy, cell)
@@ -845,18 +894,29 @@ def run_bench(
             f"no cell of preset {preset.name!r} matches task={task!r}, policy={policy!r}, "
             f"cell={cell!r}; cells look like {cell_id(preset.tasks[0], 'liquid_mdn', 1.0, 0)}"
         )
-    computed = []
+    missing = []
     for t, p, f, s in todo:
         cid = cell_id(t, p, f, s)
         if _cell_file(out, cid).is_file() and not force:
             logger.info("bench cell %s already done; skipped", cid)
             continue
-        run_cell(preset, t, p, f, s, out, retrain=force)
-        computed.append(cid)
+        missing.append((t, p, f, s))
+    computed: list[str] = []
+    failed: list[CellFailure] = []
+    if executor == "ray":
+        computed, failed = run_cells_ray(
+            preset, missing, out, force=force, address=address, max_retries=max_retries
+        )
+    else:
+        for t, p, f, s in missing:
+            run_cell(preset, t, p, f, s, out, retrain=force)
+            computed.append(cell_id(t, p, f, s))
     cells = load_cells(out)
+    if not cells and failed:
+        raise CellsFailedError(failed)
     if not cells:
         raise FileNotFoundError(f"no finished cells under {out / 'cells'}; run the bench first")
-    results = write_report(out, cells, preset)
+    results = write_report(out, cells, preset, failed=[f.to_dict() for f in failed])
     results.update({"out": str(out), "report": str(out / "report.md"), "computed": computed})
     return results
 
@@ -900,8 +960,43 @@ def bench_command(
     list_cells: Annotated[
         bool, typer.Option("--list", help="List the preset's cells and whether they are done.")
     ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Training device: cpu, cuda or auto (default: cpu)."),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local: cells one after the other here; ray: cells as Ray tasks on a cluster "
+            "(pip install 'lnmdn[distributed]').",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster to use with --executor ray: 'auto' (the one `ray start` made "
+            "here), host:port or ray://host:10001; default: start Ray on this machine.",
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(
+            "--max-retries",
+            min=0,
+            help="With --executor ray: times a failed cell is resubmitted before it is "
+            "reported (default 2).",
+        ),
+    ] = None,
 ) -> None:
     """Run the comparison protocol: train, evaluate, write results.json, report.md, figures."""
+    if executor not in EXECUTORS:
+        raise typer.BadParameter(f"--executor {executor!r}; use one of {list(EXECUTORS)}")
+    if executor != "ray" and (address is not None or max_retries is not None):
+        raise typer.BadParameter(
+            f"--address and --max-retries apply to --executor ray, not --executor {executor}"
+        )
     try:
         p = make_preset(
             preset,
@@ -910,6 +1005,7 @@ def bench_command(
             epochs=epochs,
             episodes=episodes,
             seeds=tuple(int(s) for s in seeds.split(",")) if seeds else None,
+            device=device,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
@@ -921,9 +1017,22 @@ def bench_command(
             typer.echo(f"{done}  {cid}")
         return
     t0 = time.perf_counter()
-    results = run_bench(
-        p, out_dir, task=task, policy=policy, cell=cell, force=force, report_only=report_only
-    )
+    try:
+        results = run_bench(
+            p,
+            out_dir,
+            task=task,
+            policy=policy,
+            cell=cell,
+            force=force,
+            report_only=report_only,
+            executor=executor,
+            address=address,
+            max_retries=2 if max_retries is None else max_retries,
+        )
+    except CellsFailedError as err:
+        _echo_failures([f.to_dict() for f in err.failures])
+        raise typer.Exit(1) from err
     table = results["table"]
     typer.echo("")
     typer.echo(format_table(table["header"], table["rows"]))
@@ -935,3 +1044,12 @@ def bench_command(
         f"{time.perf_counter() - t0:.0f} s"
     )
     typer.echo(f"report: {results['report']}  (figures in {Path(results['out']) / 'figures'})")
+    if results["failed"]:
+        _echo_failures(results["failed"])
+        raise typer.Exit(1)
+
+
+def _echo_failures(failed: list[dict[str, Any]]) -> None:
+    typer.echo(f"{len(failed)} cell(s) FAILED (errors in results.json; a rerun retries them):")
+    for f in failed:
+        typer.echo(f"  {f['cell']}: {f['attempts']} attempt(s), last: {f['error']}")

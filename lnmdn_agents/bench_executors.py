@@ -1,0 +1,249 @@
+"""Where ``lnmdn bench`` runs its cells: in this process (``local``) or on a Ray cluster (``ray``).
+
+The local executor is the loop in :func:`lnmdn_agents.bench.run_bench` and needs nothing more.
+The Ray executor (``--executor ray``, the ``distributed`` extra) submits each cell as one Ray task
+that declares its resources (:func:`cell_resources`), and writes each result the driver gets back
+to ``<out>/cells/`` atomically, as the local executor does, so that ``results.json`` and the
+resume rule (a cell whose file exists is never recomputed) are the same for both. A cell that
+raises, or whose worker or node dies, is resubmitted up to ``max_retries`` times, then reported as
+a :class:`CellFailure`; the other cells go on.
+
+Ray is imported only here and only when the Ray executor runs (:func:`require_ray`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lnmdn_agents.bench import BenchPreset
+
+__all__ = [
+    "EXECUTORS",
+    "CellFailure",
+    "CellsFailedError",
+    "cell_resources",
+    "require_ray",
+    "run_cells_ray",
+]
+
+logger = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+# A cell as plan_cells returns it: (task, policy, fraction, seed).
+Cell = tuple[str, str, float, int]
+
+
+@dataclass
+class CellFailure:
+    """A cell that failed on every attempt.
+
+    Attributes:
+        cell: cell id (``pusht/diffusion/frac1/seed0``).
+        attempts: how many times it ran.
+        error: the last attempt's exception, ``Type: message`` on one line.
+        errors: every attempt's ``Type: message``, in order.
+        traceback: the last attempt's full traceback (from the worker).
+    """
+
+    cell: str
+    attempts: int
+    error: str
+    errors: list[str]
+    traceback: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``results.json``'s ``failed`` list)."""
+        return asdict(self)
+
+
+class CellsFailedError(RuntimeError):
+    """No cell finished: every cell of the run failed (see ``failures``)."""
+
+    def __init__(self, failures: list[CellFailure]) -> None:
+        self.failures = failures
+        lines = "; ".join(f"{f.cell} ({f.attempts} attempts): {f.error}" for f in failures)
+        super().__init__(f"{len(failures)} cell(s) failed and none finished: {lines}")
+
+
+def require_ray() -> ModuleType:
+    """Import Ray, or fail naming the extra that brings it.
+
+    Raises:
+        ImportError: Ray is not installed.
+    """
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(
+            "--executor ray needs Ray, which comes with the 'distributed' extra: "
+            'pip install "lnmdn[distributed]" (from a clone: pip install -c constraints.txt '
+            "-e '.[distributed]'); or run with --executor local"
+        ) from err
+    return ray
+
+
+def cell_resources(preset: BenchPreset) -> dict[str, float]:
+    """The Ray resources one cell of ``preset`` declares.
+
+    CPUs: the larger of the training and evaluation thread counts (1 when the preset leaves
+    them to torch: Ray then sets ``OMP_NUM_THREADS=1`` in the worker, which torch follows).
+    GPUs: one when the preset trains on ``cuda`` (``auto`` asks for none: name the device).
+    """
+    threads = max(preset.train_threads or 1, preset.eval_threads or 1)
+    return {
+        "num_cpus": float(threads),
+        "num_gpus": 1.0 if preset.device.startswith("cuda") else 0.0,
+    }
+
+
+def _ray_cell(preset: BenchPreset, cell: Cell, out: str, retrain: bool) -> dict[str, Any]:
+    """One cell in a Ray worker (the body of the Ray task)."""
+    from lnmdn_agents.bench import run_cell
+
+    task, policy, fraction, seed = cell
+    return run_cell(preset, task, policy, fraction, seed, Path(out), retrain, progress=False)
+
+
+def _check_feasible(ray: ModuleType, resources: dict[str, float]) -> None:
+    """Fail now, rather than wait forever, when no node of the cluster can run one cell."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        need = resources[key]
+        best = max((n.get(name, 0.0) for n in nodes), default=0.0)
+        if need > best:
+            hint = (
+                "train on the CPU (--device cpu) or add GPU nodes"
+                if name == "GPU"
+                else "lower the preset's train_threads / eval_threads or add larger nodes"
+            )
+            raise ValueError(
+                f"each bench cell asks Ray for {need:g} {name}, but the largest node of the "
+                f"cluster has {best:g} ({len(nodes)} node(s) alive): the cells would wait "
+                f"forever; {hint}"
+            )
+
+
+def _describe(err: BaseException) -> tuple[str, str]:
+    """``Type: message`` on one line, and the full text (with the worker's traceback)."""
+    cause = getattr(err, "cause", None)  # a RayTaskError carries the worker's exception
+    shown = cause if isinstance(cause, BaseException) else err
+    full = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # Ray colours the worker's traceback
+    return f"{type(shown).__name__}: {' '.join(str(shown).split())[:500]}", full
+
+
+def run_cells_ray(
+    preset: BenchPreset,
+    cells: list[Cell],
+    out: Path,
+    *,
+    force: bool = False,
+    address: str | None = None,
+    max_retries: int = 2,
+) -> tuple[list[str], list[CellFailure]]:
+    """Run ``cells`` as Ray tasks; write each finished cell to ``<out>/cells/`` as it arrives.
+
+    Uses the Ray runtime this process is already connected to, if any; otherwise connects to
+    ``address`` (``auto``: the cluster started on this machine with ``ray start``; ``ray://...``:
+    Ray Client) or, with ``address`` None and no ``RAY_ADDRESS``, starts a Ray instance on this
+    machine (shut down again at the end).
+
+    Args:
+        preset: the bench preset (sent to every task).
+        cells: the cells to compute (the caller has dropped the finished ones).
+        out: the bench output folder; the workers write their run folders under
+            ``<out>/runs``, so on a cluster it should be a path every node can write (a shared
+            filesystem lets an interrupted cell resume its training on any node).
+        force: the first attempt of each cell retrains from scratch (later attempts resume).
+        address: Ray cluster address (see above).
+        max_retries: resubmissions of a failed cell before it is reported.
+
+    Returns:
+        The ids of the cells computed (in finishing order) and the cells that failed.
+
+    Raises:
+        ImportError: Ray is not installed (the ``distributed`` extra).
+        ValueError: ``max_retries`` is negative, or no node of the cluster has the CPUs or
+            GPUs one cell asks for (:func:`cell_resources`).
+    """
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from lnmdn_agents.bench import _cell_file, cell_id
+    from lnmdn_agents.checkpoint import atomic_write_text
+
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {max_retries=}")
+    if not cells:
+        return [], []
+    ray = require_ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address)
+    elif address is not None:
+        logger.info("Ray is already initialised in this process; --address %s unused", address)
+    computed: list[str] = []
+    failures: list[CellFailure] = []
+    errors: dict[str, list[str]] = {}
+    try:
+        resources = cell_resources(preset)
+        _check_feasible(ray, resources)
+        # Retries are the driver's (below), so that every attempt's error is counted and reported.
+        task = ray.remote(_ray_cell).options(max_retries=0, retry_exceptions=False, **resources)
+        out = Path(out).resolve()
+        logger.info(
+            "bench: %d cell(s) as Ray tasks of %g CPU / %g GPU each, up to %d retries each",
+            len(cells),
+            resources["num_cpus"],
+            resources["num_gpus"],
+            max_retries,
+        )
+        pending = {task.remote(preset, c, str(out), force): (c, 1) for c in cells}
+        with logging_redirect_tqdm(), tqdm(
+            total=len(cells), unit="cell", desc="bench", disable=None, leave=False
+        ) as bar:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                c, attempt = pending.pop(ref)
+                cid = cell_id(*c)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as err:
+                    line, full = _describe(err)
+                    errors.setdefault(cid, []).append(line)
+                    if attempt <= max_retries:
+                        logger.warning(
+                            "bench cell %s failed (attempt %d of %d): %s; retrying",
+                            cid, attempt, max_retries + 1, line,
+                        )
+                        new = task.remote(preset, c, str(out), False)
+                        pending[new] = (c, attempt + 1)
+                        continue
+                    failures.append(CellFailure(cid, attempt, line, errors[cid], full))
+                    bar.update(1)
+                    logger.error(
+                        "bench [%d/%d] cell %s FAILED after %d attempt(s): %s",
+                        len(computed) + len(failures), len(cells), cid, attempt, line,
+                    )
+                    continue
+                # The driver writes the cell: the worker's own copy may be on another machine.
+                atomic_write_text(_cell_file(out, cid), json.dumps(result, indent=1) + "\n")
+                computed.append(cid)
+                bar.update(1)
+                logger.info(
+                    "bench [%d/%d] cell %s done in %.0f s (training %.0f s)%s",
+                    len(computed) + len(failures), len(cells), cid,
+                    result["wall_time_s"], result["train_wall_time_s"],
+                    f" after {attempt} attempts" if attempt > 1 else "",
+                )
+    finally:
+        if started:
+            ray.shutdown()
+    return computed, failures
