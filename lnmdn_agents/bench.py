@@ -39,6 +39,7 @@ import torch
 import typer
 
 from lnmdn_agents.checkpoint import atomic_write_text, load_policy
+from lnmdn_agents.config_fields import check_field_types
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
 from lnmdn_agents.evaluation.report import (
@@ -163,6 +164,7 @@ class BenchPreset:
     eval_threads: int | None = 1
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         unknown = [t for t in self.tasks if t not in BENCH_TASKS]
         if unknown:
             raise ValueError(f"unknown bench task(s) {unknown}; known: {sorted(BENCH_TASKS)}")
