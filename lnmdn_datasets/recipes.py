@@ -253,7 +253,7 @@ def build(
     failed: list[int] = []
     attempted = 0
     start = time.perf_counter()
-    bar = tqdm(total=target, desc=recipe.dataset_id, unit="ep", disable=not progress)
+    bar = tqdm(total=target, desc=recipe.dataset_id, unit="ep", disable=None if progress else True)
     try:
         while len(kept) < target:
             if attempted >= max_attempts:
@@ -372,7 +372,9 @@ def verify(
     n = dataset.total_episodes if n_episodes is None else min(n_episodes, dataset.total_episodes)
     reproduced, max_err, mismatched = 0, 0.0, []
     try:
-        for i in tqdm(range(n), desc=f"replay {dataset_id}", unit="ep", disable=not progress):
+        for i in tqdm(
+            range(n), desc=f"replay {dataset_id}", unit="ep", disable=None if progress else True
+        ):
             ep = dataset[i]
             infos = ep.infos or {}
             if "state" not in infos:

@@ -148,7 +148,8 @@ def offline_metrics(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="offline eval", unit="batch", leave=False)
+        # a bar on a terminal only (disable=None): redraws flood a log file
+        starts = tqdm(starts, desc="offline eval", unit="batch", leave=False, disable=None)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -35,7 +35,8 @@ def comparison_rows(
 
     Columns: run, policy, parameters, NLL/element (``*`` = bound), deterministic MSE, best-of-1
     and best-of-K_max MSE, diversity, success rate [95% CI], mean score, mean episode length,
-    latency (end to end / head, ms). Errors are in normalised action units.
+    latency (end to end / head, ms). Errors are in normalised action units. The offline
+    columns (NLL to diversity) are left out when no entry has offline metrics.
     """
     k_max = 1
     for e in entries:
@@ -90,6 +91,11 @@ def comparison_rows(
                 f"{_fmt(lat.get('end_to_end_ms'), '.1f')}/{_fmt(lat.get('head_ms'), '.1f')}",
             ]
         )
+    if not any(e.get("offline") for e in entries):
+        offline_cols = {"NLL/el", "MSE det", "best-of-1", f"best-of-{k_max}", "diversity"}
+        keep = [i for i, h in enumerate(header) if h not in offline_cols]
+        header = [header[i] for i in keep]
+        rows = [[r[i] for i in keep] for r in rows]
     return header, rows
 
 
