@@ -27,6 +27,7 @@ app = typer.Typer(
     name="datasets",
     help="Demonstration datasets (Minari): list, build, verify, convert, download.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -143,8 +144,20 @@ def verify(
         f"{dataset_id}: {report.reproduced}/{report.checked} episodes reproduced, max observation "
         f"error {report.max_obs_error:.3g}"
     )
-    if not report.ok:
+    if report.recorded_checksum is None:
+        state = "no checksum recorded (made before lnmdn recorded them)"
+    elif report.checksum_ok:
+        state = "matches the one recorded when it was made"
+    else:
+        state = f"DIFFERS from the one recorded when it was made, {report.recorded_checksum}"
+    typer.echo(f"{dataset_id}: content sha256 {report.checksum} ({state})")
+    if report.reproduced != report.checked:
         raise _fail(f"replay did not reproduce episodes {report.mismatched[:20]}")
+    if not report.checksum_ok:
+        raise _fail(
+            f"{dataset_id}'s arrays changed after it was written; rebuild it with "
+            f"`lnmdn datasets build {dataset_id} --force`"
+        )
 
 
 class SourceFormat(str, Enum):

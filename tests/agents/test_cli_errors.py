@@ -1,4 +1,4 @@
-"""Every bad input to `lnmdn` ends in one `error:` line naming the value, exit != 0, no traceback."""
+"""Every bad input to `lnmdn`: one `error:` line naming the value, exit != 0, no traceback."""
 
 from __future__ import annotations
 

@@ -358,8 +358,8 @@ def test_tensorboard_events_have_the_keys_of_metrics_jsonl(tmp_path):
 def test_train_config_fields_are_type_checked():
     with pytest.raises(TypeError, match=r"TrainConfig.lr must be a number \(float\), got 'x'"):
         TrainConfig(lr="x")
-    with pytest.raises(TypeError, match="TrainConfig.epochs must be an integer"):
+    with pytest.raises(TypeError, match=r"TrainConfig\.epochs must be an integer"):
         TrainConfig(epochs=2.5)
-    with pytest.raises(TypeError, match="TrainConfig.progress must be true or false"):
+    with pytest.raises(TypeError, match=r"TrainConfig\.progress must be true or false"):
         TrainConfig(progress="no")
     assert TrainConfig(lr=1, seed=np.int64(3)).seed == 3
