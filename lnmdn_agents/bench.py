@@ -27,6 +27,8 @@ import fnmatch
 import json
 import logging
 import math
+import os
+import shlex
 import shutil
 import time
 from collections import defaultdict
@@ -41,7 +43,7 @@ import typer
 from lnmdn_agents.checkpoint import atomic_write_text, load_policy
 from lnmdn_agents.config_fields import check_field_types
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
-from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
+from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics, window_index
 from lnmdn_agents.evaluation.report import (
     comparison_rows,
     format_table,
@@ -129,7 +131,8 @@ class BenchPreset:
         ks: best-of-K values.
         latency_calls: timed calls per latency measurement.
         diffusion_steps: inference step counts swept for policies with ``num_inference_steps``.
-        sweep_max_windows: test windows per point of the step sweep.
+        sweep_max_windows: test windows per point of the step sweep, drawn from the offline
+            metrics' windows; the point at the policy's own step count is the table's.
         trajectory_windows: test windows drawn in the trajectory figure.
         trajectory_samples: sampled chunks drawn per window.
         videos: gifs of the first closed-loop episodes per cell (``<out>/videos/<cell>/``).
@@ -328,11 +331,15 @@ def run_cell(
     seed: int,
     out: Path,
     retrain: bool = False,
+    *,
+    progress: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one cell; returns its result dict (also written to ``cells/``).
 
     An interrupted cell resumes its training from the last checkpoint; ``retrain`` deletes the
-    cell's run folder first.
+    cell's run folder first. ``progress``: bars on a terminal, log lines otherwise (False: log
+    lines of training epochs only). ``command``: the command line recorded in the cell.
     """
     from lnmdn_agents.training import TrainConfig, train
 
@@ -355,6 +362,7 @@ def run_cell(
         run_name=cid.replace("/", "_"),
         policy_overrides=dict(preset.policy_overrides.get(policy_name, {})),
         num_threads=preset.train_threads,
+        progress=progress,
     )
     if retrain and cfg.run_dir.exists():
         shutil.rmtree(cfg.run_dir)
@@ -362,7 +370,9 @@ def run_cell(
     run_dir = train(cfg, resume=(cfg.run_dir / "train_config.json").is_file())
     train_s = time.perf_counter() - t0
     with torch_threads(preset.eval_threads):
-        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out)
+        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out, progress)
+    result["command"] = command
+    result["train_config"] = cfg.to_dict()
     result["train_wall_time_s"] = train_s
     result["wall_time_s"] = time.perf_counter() - t0
     path = _cell_file(out, cid)
@@ -379,6 +389,7 @@ def _evaluate_cell(
     fraction: float,
     seed: int,
     out: Path,
+    progress: bool = True,
 ) -> dict[str, Any]:
     from lnmdn_agents.data import make_splits
 
@@ -426,36 +437,124 @@ def _evaluate_cell(
             torch_seed=seed,
             video_dir=out / "videos" / cid.replace("/", "_") if preset.videos else None,
             n_videos=preset.videos,
+            progress=progress,
         )
         result["closed_loop"] = cl
     splits = make_splits(task.dataset, policy.config, seed=0)
     result["trajectories"] = _trajectory_samples(
         policy, splits.test, preset.trajectory_windows, preset.trajectory_samples, seed
     )
+    if task.env_id.startswith("lnmdn/PointMaze"):
+        result["trajectories"].update(
+            _maze_paths(task.env_id, result["trajectories"], policy.config.n_obs_steps)
+        )
+    else:
+        result["trajectories"]["labels"] = list(_ACTION_AXES.get(task_name, _ACTION_AXES[""]))
     if hasattr(policy.config, "num_inference_steps") and preset.diffusion_steps:
-        result["step_sweep"] = _step_sweep(policy, splits.test, preset, seed)
+        result["step_sweep"] = _step_sweep(
+            policy, splits.test, preset, seed, result["offline"], result["latency"]
+        )
     return result
 
 
-def _step_sweep(policy: Any, windows: Any, preset: BenchPreset, seed: int) -> list[dict[str, Any]]:
-    """Best-of-K MSE and latency for each inference step count (diffusion's speed/accuracy)."""
-    n = len(windows)
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(n, size=min(n, preset.sweep_max_windows), replace=False))
+#: What the first two action dimensions are, per task, for the trajectory figure.
+_ACTION_AXES: dict[str, tuple[str, str]] = {
+    "pusht": ("agent target x (px)", "agent target y (px)"),
+    "can": ("end-effector dx command", "end-effector dy command"),
+    "": ("action dim 0", "action dim 1"),
+}
+
+
+def _maze_paths(env_id: str, traj: dict[str, Any], n_obs_steps: int) -> dict[str, Any]:
+    """PointMaze: the ball's x-y path under each chunk, simulated from the window's state.
+
+    PointMaze actions are forces, so a chunk drawn in action space says little; executing the
+    chunk's actions from the current observation (the state is ``[x, y, vx, vy, goal]``) in the
+    single-step env shows where it takes the ball in the maze. Returns ``xy_demo`` (W, L, 2),
+    ``xy_samples`` (W, K, L, 2), ``walls`` (wall cell centres) and the axis ``labels``.
+    """
+    from lnmdn_envs import make_task_env
+
+    start = n_obs_steps - 1
+    env = make_task_env(env_id)
+    try:
+
+        def path(state: np.ndarray, actions: np.ndarray) -> list[list[float]]:
+            env.reset(options={"reset_to_state": state.astype(np.float64)})
+            xy = [state[:2].tolist()]
+            for a in actions[start:]:
+                obs, _, terminated, truncated, _ = env.step(a.astype(np.float32))
+                xy.append(np.asarray(obs)[:2].tolist())
+                if terminated or truncated:
+                    break
+            return xy
+
+        xy_demo, xy_samples = [], []
+        for obs, demo, samples in zip(traj["obs"], traj["demo"], traj["samples"], strict=True):
+            state = np.asarray(obs, dtype=np.float64)[start]  # the current observation
+            xy_demo.append(path(state, np.asarray(demo)))
+            xy_samples.append([path(state, np.asarray(s)) for s in samples])
+        maze = env.unwrapped.maze_map
+    finally:
+        env.close()
+    rows, cols = len(maze), len(maze[0])
+    walls = [
+        [c - (cols - 1) / 2, (rows - 1) / 2 - r]
+        for r in range(rows)
+        for c in range(cols)
+        if maze[r][c] == 1
+    ]
+    labels = ["x (m)", "y (m)"]
+    return {"xy_demo": xy_demo, "xy_samples": xy_samples, "walls": walls, "labels": labels}
+
+
+def _step_sweep(
+    policy: Any,
+    windows: Any,
+    preset: BenchPreset,
+    seed: int,
+    table_offline: dict[str, Any],
+    table_latency: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Best-of-K MSE and latency for each inference step count (diffusion's speed/accuracy).
+
+    One source of numbers: at the policy's own step count the point *is* the table's
+    (``table_offline``, ``table_latency``), not a second measurement. The other counts are
+    measured with the same latency protocol on up to ``sweep_max_windows`` of the table's test
+    windows (each point says how many: ``n_windows``).
+    """
+    table_index = window_index(len(windows), preset.max_windows, seed)
+    idx = table_index
+    if len(idx) > preset.sweep_max_windows:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(idx, size=preset.sweep_max_windows, replace=False))
     items = [windows[int(i)] for i in idx]
     obs = torch.stack([torch.as_tensor(it["obs"]) for it in items])
     act = torch.stack([torch.as_tensor(it["action"]) for it in items])
     original = int(policy.config.num_inference_steps)
     limit = int(getattr(policy.config, "num_train_timesteps", max(preset.diffusion_steps)))
     points = []
+    k_max = str(max(preset.ks))
     try:
-        for steps in sorted(set(preset.diffusion_steps)):
+        for steps in sorted({*preset.diffusion_steps, original}):
             if steps > limit:
+                continue
+            if steps == original:
+                points.append(
+                    {
+                        "steps": steps,
+                        "latency_ms": table_latency["end_to_end_ms"],
+                        "mse": table_offline["best_of_k_mse"][k_max],
+                        "mse_deterministic": table_offline["mse_deterministic"],
+                        "k": int(k_max),
+                        "n_windows": int(table_offline["n_windows"]),
+                        "source": "table",
+                    }
+                )
                 continue
             _set_inference_steps(policy, steps)
             m = offline_metrics(policy, obs, act, ks=preset.ks, seed=seed)
-            lat = policy_latency(policy, n_calls=max(5, preset.latency_calls // 2), seed=seed)
-            k_max = str(max(preset.ks))
+            lat = policy_latency(policy, n_calls=preset.latency_calls, seed=seed)
             points.append(
                 {
                     "steps": steps,
@@ -463,6 +562,8 @@ def _step_sweep(policy: Any, windows: Any, preset: BenchPreset, seed: int) -> li
                     "mse": m["best_of_k_mse"][k_max],
                     "mse_deterministic": m["mse_deterministic"],
                     "k": int(k_max),
+                    "n_windows": len(items),
+                    "source": "sweep",
                 }
             )
     finally:
@@ -573,8 +674,13 @@ def _curves(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]
     return out
 
 
-def write_report(out: Path, cells: list[dict[str, Any]], preset: BenchPreset) -> dict[str, Any]:
-    """Aggregate ``cells`` into ``results.json``, ``report.md`` and ``figures/``."""
+def write_report(
+    out: Path, cells: list[dict[str, Any]], preset: BenchPreset, command: str | None = None
+) -> dict[str, Any]:
+    """Aggregate ``cells`` into ``results.json``, ``report.md`` and ``figures/``.
+
+    ``command`` is the command line recorded in the report (None: called from Python).
+    """
     agg = aggregate(cells)
     summary = agg["summary"]
     fig_dir = out / "figures"
@@ -629,6 +735,7 @@ def write_report(out: Path, cells: list[dict[str, Any]], preset: BenchPreset) ->
     entries = [{**e, "name": f"{task}"} for task, ps in summary.items() for e in ps.values()]
     header, rows = comparison_rows(entries, first_column="task")
     results = {
+        "command": command,
         "preset": dataclasses.asdict(preset),
         "n_cells": len(cells),
         "summary": summary,
@@ -641,7 +748,9 @@ def write_report(out: Path, cells: list[dict[str, Any]], preset: BenchPreset) ->
         "table": {"header": header, "rows": rows},
     }
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
-    atomic_write_text(out / "report.md", _markdown(preset, cells, header, rows, figures, out))
+    atomic_write_text(
+        out / "report.md", _markdown(preset, cells, header, rows, figures, out, command)
+    )
     return results
 
 
@@ -652,9 +761,12 @@ def _markdown(
     rows: list[list[str]],
     figures: dict[str, Path | None],
     out: Path,
+    command: str | None = None,
 ) -> str:
     lines = [
         f"# lnmdn bench: preset `{preset.name}`",
+        "",
+        "Command: " + (f"`{command}`" if command else "run from Python (`run_bench`)"),
         "",
         f"{len(cells)} cell(s): tasks {sorted({c['task'] for c in cells})}, policies "
         f"{sorted({c['policy'] for c in cells})}, fractions "
@@ -678,10 +790,15 @@ def _markdown(
         "best_of_k": "Best-of-K MSE against the number of samples K.",
         "per_horizon": "Error of the deterministic chunk at each step of the horizon.",
         "sample_efficiency": "Best-of-K MSE against the share of training episodes used.",
-        "trajectories": "Sampled chunks (colour) against the demonstration (black), first two "
-        "action dimensions; the star marks the chunk's first step.",
+        "trajectories": "Sampled chunks (colour) against the demonstration (black), in each "
+        "task's own plane: Push-T as the agent's target positions (px); PointMaze as the "
+        "ball's x-y path in the maze (m, walls grey), simulated from the window's state by "
+        "executing each chunk's actions. The star marks the current step.",
         "latency_accuracy": "Accuracy against latency: diffusion at several inference step "
-        "counts, other policies as single points.",
+        "counts, other policies as single points. Each policy's point at its own step count "
+        "is the table's (same windows, same latency measurement)"
+        + _sweep_windows_note(cells)
+        + ".",
     }
     lines += ["## Figures", ""]
     for key, cap in captions.items():
@@ -690,18 +807,68 @@ def _markdown(
             lines += [f"- {cap} (not drawn: this run has too few cells for it)", ""]
         else:
             lines += [f"![{key}]({path.relative_to(out)})", "", cap, ""]
+    videos = [(c["cell"], v) for c in cells for v in (c.get("closed_loop") or {}).get("videos", [])]
+    if videos:
+        lines += ["## Closed-loop episodes", ""]
+        for cid, video in videos:
+            rel = os.path.relpath(Path(video).resolve(), out.resolve())
+            lines += [f"![{cid}: {Path(video).stem}]({rel})", "", f"{cid}: {Path(video).stem}", ""]
     lines += [
         "## Cells",
         "",
-        "| cell | train s | epochs | test windows | wall s |",
-        "|---|---|---|---|---|",
+        "Each cell's training settings and its policy's fields that differ from the defaults "
+        "(`lnmdn policies NAME` lists the defaults).",
+        "",
+        "| cell | policy config (non-default) | epochs | batch | lr | train s | test windows | "
+        "wall s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
+        tc = c.get("train_config") or {}
         lines.append(
-            f"| {c['cell']} | {c['train_wall_time_s']:.0f} | {len(c['curves'].get('epoch', []))} "
+            f"| {c['cell']} | {_config_changes(c)} | {tc.get('epochs', '-')} "
+            f"| {tc.get('batch_size', '-')} | {tc.get('lr', '-')} | {c['train_wall_time_s']:.0f} "
             f"| {c['offline']['n_windows']} | {c['wall_time_s']:.0f} |"
         )
+    commands = sorted({c["command"] for c in cells if c.get("command")})
+    if commands:
+        lines += ["", "Cells computed by: " + "; ".join(f"`{x}`" for x in commands)]
     return "\n".join(lines) + "\n"
+
+
+def _config_changes(cell: dict[str, Any]) -> str:
+    """``d_model=64, down_dims=24,48,48``: the cell's policy fields that differ from defaults."""
+    from lnmdn_agents.policies import get_policy_class
+    from lnmdn_agents.policy_cli import cli_value
+
+    cfg = cell.get("policy_config") or {}
+    try:
+        default = get_policy_class(cell["policy"]).config_class().to_dict()
+    except KeyError:
+        return "-"
+    changed = [
+        f"{k}={cli_value(v)}"
+        for k, v in cfg.items()
+        if k not in ("name", "obs_dim", "action_dim")
+        and k in default
+        and (tuple(v) if isinstance(v, list) else v)
+        != (tuple(default[k]) if isinstance(default[k], list) else default[k])
+    ]
+    return ", ".join(changed) or "(defaults)"
+
+
+def _sweep_windows_note(cells: list[dict[str, Any]]) -> str:
+    counts = sorted(
+        {
+            p["n_windows"]
+            for c in cells
+            for p in c.get("step_sweep") or []
+            if p.get("source") == "sweep" and "n_windows" in p
+        }
+    )
+    if not counts:
+        return ""
+    return f"; the other step counts are measured on {'/'.join(map(str, counts))} of those windows"
 
 
 # -- entry point --------------------------------------------------------------------------------
@@ -714,6 +881,8 @@ def run_bench(
     cell: str | None = None,
     force: bool = False,
     report_only: bool = False,
+    progress: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Run the cells of ``preset`` not yet done, then aggregate every finished cell.
 
@@ -725,6 +894,8 @@ def run_bench(
         cell: only cells whose id matches this fnmatch pattern (``pusht/*/frac1/seed0``).
         force: recompute cells (training from scratch) even when their result file exists.
         report_only: compute nothing; aggregate the cells present.
+        progress: progress bars on a terminal, log lines otherwise (False: fewer log lines).
+        command: the command line, recorded in each computed cell and in the report.
 
     Returns:
         The ``results.json`` content plus ``out``, ``report`` and ``computed`` (cell ids).
@@ -743,12 +914,12 @@ def run_bench(
         if _cell_file(out, cid).is_file() and not force:
             logger.info("bench cell %s already done; skipped", cid)
             continue
-        run_cell(preset, t, p, f, s, out, retrain=force)
+        run_cell(preset, t, p, f, s, out, retrain=force, progress=progress, command=command)
         computed.append(cid)
     cells = load_cells(out)
     if not cells:
         raise FileNotFoundError(f"no finished cells under {out / 'cells'}; run the bench first")
-    results = write_report(out, cells, preset)
+    results = write_report(out, cells, preset, command=command)
     results.update({"out": str(out), "report": str(out / "report.md"), "computed": computed})
     return results
 
@@ -792,6 +963,13 @@ def bench_command(
     list_cells: Annotated[
         bool, typer.Option("--list", help="List the preset's cells and whether they are done.")
     ] = False,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bars on a terminal (in a log: one line per epoch and episode batch).",
+        ),
+    ] = True,
 ) -> None:
     """Run the comparison protocol: train, evaluate, write results.json, report.md, figures."""
     try:
@@ -812,9 +990,32 @@ def bench_command(
             done = "done" if _cell_file(out_dir, cid).is_file() else "todo"
             typer.echo(f"{done}  {cid}")
         return
+    given = {
+        "--preset": preset,
+        "--out": str(out) if out is not None else None,
+        "--task": task,
+        "--policy": policy,
+        "--cell": cell,
+        "--epochs": epochs,
+        "--episodes": episodes,
+        "--seeds": seeds,
+    }
+    command = shlex.join(
+        ["lnmdn", "bench", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]
+        + ["--force"] * force
+        + ["--report-only"] * report_only
+    )
     t0 = time.perf_counter()
     results = run_bench(
-        p, out_dir, task=task, policy=policy, cell=cell, force=force, report_only=report_only
+        p,
+        out_dir,
+        task=task,
+        policy=policy,
+        cell=cell,
+        force=force,
+        report_only=report_only,
+        progress=progress,
+        command=command,
     )
     table = results["table"]
     typer.echo("")

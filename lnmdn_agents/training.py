@@ -279,6 +279,7 @@ def _save_checkpoint(
     try:
         tmp.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the checkpoint
         save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "state.safetensors").chmod(0o666 & ~current_umask())  # safetensors writes 0600
         (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n")
         final = ckpt_root / f"epoch_{epoch:04d}"
         if final.exists():
