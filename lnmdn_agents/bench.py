@@ -494,7 +494,7 @@ def _maze_paths(env_id: str, traj: dict[str, Any], n_obs_steps: int) -> dict[str
             state = np.asarray(obs, dtype=np.float64)[start]  # the current observation
             xy_demo.append(path(state, np.asarray(demo)))
             xy_samples.append([path(state, np.asarray(s)) for s in samples])
-        maze = env.unwrapped.maze_map
+        maze = env.unwrapped.maze_map  # type: ignore[attr-defined]
     finally:
         env.close()
     rows, cols = len(maze), len(maze[0])

@@ -48,7 +48,13 @@ def error_line(err: BaseException) -> str:
         message = str(err)
     message = " ".join(message.split()) or type(err).__name__
     # A plain TypeError is usually a bug; a wrong config value is a ConfigTypeError (a ValueError).
-    expected = (ValueError, KeyError, OSError, RuntimeError, ImportError)
+    expected: tuple[type[BaseException], ...] = (
+        ValueError,
+        KeyError,
+        OSError,
+        RuntimeError,
+        ImportError,
+    )
     try:
         import gymnasium
 

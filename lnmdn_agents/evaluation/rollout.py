@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import gymnasium as gym
 import numpy as np
@@ -150,7 +150,7 @@ def check_env_id(env_id: str) -> None:
         ) from None
 
 
-def _is_main_guard(node: ast.AST) -> bool:
+def _is_main_guard(node: ast.AST) -> TypeGuard[ast.If]:
     """``if __name__ == "__main__":`` (either operand order)."""
     if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
         return False
