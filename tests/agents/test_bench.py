@@ -73,7 +73,7 @@ def tiny_preset(**kw):
     return make_preset("demo", **base)
 
 
-def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch):
+def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch, capsys):
     import os
 
     import lnmdn_agents.bench as bench
@@ -85,6 +85,8 @@ def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypat
         results = bench.run_bench(preset, out, command="lnmdn bench --preset demo")
     finally:
         os.umask(old_umask)
+    # stderr is not a terminal here: no progress-bar redraws (a 1-epoch bench wrote 49 KB of them)
+    assert "\r" not in capsys.readouterr().err
     assert sorted(results["computed"]) == sorted(
         cell_id("pusht", p, 1.0, 0) for p in ("liquid_mdn", "diffusion")
     )
@@ -185,7 +187,8 @@ def test_eval_no_offline_table_has_no_offline_columns(tiny_pusht, tmp_path):
     )
     run = train(cfg)
     result = CliRunner().invoke(
-        app, ["eval", str(run), "--episodes", "1", "--no-offline", "--deterministic"]
+        app,
+        ["eval", str(run), "--episodes", "1", "--no-offline", "--deterministic", "--no-progress"],
     )
     assert result.exit_code == 0, result.output
     header = result.output.splitlines()[0].split("  ")
@@ -254,9 +257,8 @@ def test_plan_filters_and_presets():
 
 
 def test_bench_cli_lists_cells(tmp_path):
-    result = CliRunner().invoke(
-        app, ["bench", "--preset", "paper", "--task", "pusht", "--list", "--out", str(tmp_path)]
-    )
+    args = ["bench", "--preset", "paper", "--task", "pusht", "--list", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("todo  pusht/")

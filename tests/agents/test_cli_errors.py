@@ -106,6 +106,15 @@ def test_train_cuda_without_cuda(tmp_path):
     )
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_eval_cuda_without_cuda(run_folder):
+    one_error_line(
+        invoke("eval", str(run_folder), "--env", "lnmdn/PushT-v0", "--device", "cuda"),
+        "CUDA is not available",
+        "--device cpu",
+    )
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = invoke("--debug", "train", "--set", "noequals", "--output-dir", str(tmp_path))
     assert isinstance(result.exception, ValueError)
