@@ -184,12 +184,13 @@ def _setup(
     )
 
 
-app.add_typer(datasets_app, name="datasets")
-app.command("policies")(policies_command)
-app.command("train")(train_command)
-app.command("eval")(eval_command)
-app.add_typer(runs_app, name="runs")
-app.command("bench")(bench_command)
+# short_help: the one line of `lnmdn --help`, whole (Click cuts longer ones with "...").
+app.add_typer(datasets_app, name="datasets", short_help="Demonstration datasets (Minari).")
+app.command("policies", short_help="Registered policies and their config fields.")(policies_command)
+app.command("train", short_help="Train a policy on a dataset.")(train_command)
+app.command("eval", short_help="Evaluate run folders; compare them in a table.")(eval_command)
+app.add_typer(runs_app, name="runs", short_help="List training runs and their results.")
+app.command("bench", short_help="The comparison protocol: train, evaluate, report.")(bench_command)
 
 
 def main() -> None:

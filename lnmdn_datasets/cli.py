@@ -36,7 +36,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-@app.command("list")
+@app.command("list", short_help="Recipes, embedded and local datasets.")
 def list_cmd() -> None:
     """List the recipes, the embedded datasets and the local Minari datasets."""
     import minari
@@ -70,7 +70,7 @@ def list_cmd() -> None:
     typer.echo("Build a missing one with: lnmdn datasets build ID (or --all).")
 
 
-@app.command()
+@app.command(short_help="Build datasets with their experts.")
 def build(
     dataset_ids: Annotated[
         list[str] | None, typer.Argument(help="Dataset ids (see `lnmdn datasets list`).")
@@ -121,7 +121,7 @@ def build(
         )
 
 
-@app.command()
+@app.command(short_help="Replay self-test and content checksum.")
 def verify(
     dataset_id: Annotated[
         str, typer.Argument(help="A local dataset with stored simulator states.")
@@ -167,7 +167,7 @@ class SourceFormat(str, Enum):
     robomimic = "robomimic"
 
 
-@app.command()
+@app.command(short_help="Convert a Push-T zarr or robomimic hdf5.")
 def convert(
     source_format: Annotated[SourceFormat, typer.Argument(help="pusht-zarr or robomimic.")],
     path: Annotated[Path, typer.Argument(help="The source (zarr folder or hdf5 file).")],
@@ -190,7 +190,7 @@ def convert(
     typer.echo(f"wrote {dataset_id} to {out}")
 
 
-@app.command()
+@app.command(short_help="Download a hosted Minari dataset.")
 def download(
     dataset_id: Annotated[str, typer.Argument(help="e.g. D4RL/pointmaze/umaze-v2")],
 ) -> None:
@@ -204,7 +204,7 @@ def download(
     typer.echo(f"downloaded {dataset_id}")
 
 
-@app.command()
+@app.command(short_help="Pack a local dataset into an .npz.")
 def pack(
     dataset_id: Annotated[str, typer.Argument(help="A local dataset.")],
     output: Annotated[

@@ -128,7 +128,7 @@ runs_app = typer.Typer(
 )
 
 
-@runs_app.command("list")
+@runs_app.command("list", short_help="One line per run with its results.")
 def runs_list_command(
     root: Annotated[
         Path, typer.Argument(help="Folder to search for run folders (recursively).")

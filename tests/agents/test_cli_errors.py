@@ -149,6 +149,10 @@ def test_help_is_plain_and_whole():
         assert result.exit_code == 0, result.output
         assert "`" not in result.output, command
         assert "<bool>" not in result.output and "…" not in result.output, command
+    for group in (["--help"], ["datasets", "--help"], ["runs", "--help"]):
+        listing = CliRunner().invoke(app, group, env={"COLUMNS": "80"}).output
+        commands = listing.split("Commands:")[1].splitlines()
+        assert commands and not any(line.rstrip().endswith("...") for line in commands), listing
     train_help = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).output
     assert "--progress / --no-progress" in train_help
     assert "<dataset>_<policy>_frac<f>_seed<s>" in train_help.replace("\n", "").replace(" ", "")
