@@ -463,9 +463,10 @@ def _check_run_folder(
         if saved_cfg_path.is_file():
             saved = json.loads(saved_cfg_path.read_text())
             ignored = ("progress", "num_threads", "device", "epochs")
+            given = json.loads(json.dumps(config.to_dict()))  # as saved: tuples are lists
             diff = {
                 k: (saved.get(k), v)
-                for k, v in config.to_dict().items()
+                for k, v in given.items()
                 if k not in ignored and saved.get(k) != v
             }
             if diff:

@@ -363,3 +363,13 @@ def test_train_config_fields_are_type_checked():
     with pytest.raises(TypeError, match=r"TrainConfig\.progress must be true or false"):
         TrainConfig(progress="no")
     assert TrainConfig(lr=1, seed=np.int64(3)).seed == 3
+
+
+def test_resume_accepts_tuple_overrides_saved_as_json_lists(tmp_path):
+    """--set down_dims=8,16 gives a tuple; train_config.json stores a list: still the same run."""
+    eps = synthetic_episodes()
+    overrides = {**BACKBONE, **WINDOW, **SMALL["diffusion"], "down_dims": (8, 16)}
+    train(config(tmp_path, "diffusion", epochs=1, policy_overrides=overrides), episodes=eps)
+    cfg = config(tmp_path, "diffusion", epochs=2, policy_overrides=overrides)
+    run = train(cfg, resume=True, episodes=eps)
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["epoch"] == 2
