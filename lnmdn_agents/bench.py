@@ -57,6 +57,7 @@ from lnmdn_agents.evaluation.report import (
 )
 from lnmdn_agents.evaluation.rollout import evaluate, wilson_interval
 from lnmdn_agents.evaluation.runs import read_metrics
+from lnmdn_agents.recipes import available_recipes, load_recipe
 
 __all__ = [
     "BENCH_TASKS",
@@ -97,12 +98,13 @@ BENCH_TASKS: dict[str, BenchTask] = {
     for t in [
         BenchTask("pusht", "lnmdn/pusht/expert-v0", "lnmdn/PushT-v0"),
         BenchTask("can", "lnmdn/can/expert-v0", "lnmdn/Can-v0"),
-        BenchTask("pointmaze", "lnmdn/pointmaze-medium/expert-v0", "lnmdn/PointMaze-Medium-v0"),
-        # Not in the paper preset's default tasks: the left-versus-right case (--task).
-        BenchTask(
-            "pointmaze-bimodal",
-            "lnmdn/pointmaze-bimodal/expert-v0",
-            "lnmdn/PointMaze-Bimodal-v0",
+        *(
+            BenchTask(
+                f"pointmaze-{m.lower()}",
+                f"lnmdn/pointmaze-{m.lower()}/expert-v0",
+                f"lnmdn/PointMaze-{m}-v0",
+            )
+            for m in ("UMaze", "Medium", "Large", "Bimodal")
         ),
     ]
 }
@@ -114,17 +116,21 @@ class BenchPreset:
 
     Attributes:
         name: preset name (also the default output folder ``runs/bench/<name>``).
+        recipes: build each cell's training from the committed recipe ``<task>/<policy>``
+            (``lnmdn_agents.recipes``: sizes, epochs, closed-loop validation) and evaluate the
+            checkpoint its validation selected; only (task, policy) pairs with a recipe make
+            cells. ``epochs`` and ``episodes`` then override the recipe only when set.
         tasks: task names (keys of ``BENCH_TASKS``).
         policies: registered policy names; empty = every registered policy.
         fractions: training fractions (share of the training episodes, nested subsets).
         seeds: training seeds (weights, batch order, sampling).
-        epochs: training epochs per cell.
+        epochs: training epochs per cell (None: the recipe's, with ``recipes``).
         batch_size: training batch size.
         lr: peak learning rate.
         warmup_epochs: warm-up length in epochs.
         val_max_windows: validation windows per epoch (the NLL curve).
         policy_overrides: per policy, config fields to change (model size).
-        episodes: closed-loop episodes per cell (0: none).
+        episodes: closed-loop test episodes per cell (0: none; None: the recipe's).
         n_envs: vector envs for the rollouts.
         closed_loop_fractions: fractions whose cells also run closed loop (empty: all).
         max_windows: test windows for the offline metrics (None: all).
@@ -139,20 +145,23 @@ class BenchPreset:
         train_threads: torch threads for training (None: torch's default).
         eval_threads: torch threads for evaluation and latency (None: torch's default; 1 by
             default: batch-1 inference gains little from intra-op threads).
+        pretrained: ``{"<task>/<policy>": run folder}``: cells evaluated from a shipped run
+            folder made by the recipe (checked against it) instead of being trained.
     """
 
     name: str
+    recipes: bool = False
     tasks: tuple[str, ...] = ("pusht",)
     policies: tuple[str, ...] = ("liquid_mdn", "diffusion")
     fractions: tuple[float, ...] = (1.0,)
     seeds: tuple[int, ...] = (0,)
-    epochs: int = 120
+    epochs: int | None = 120
     batch_size: int = 64
     lr: float = 3e-4
     warmup_epochs: float = 3.0
     val_max_windows: int = 512
     policy_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    episodes: int = 50
+    episodes: int | None = 50
     n_envs: int = 8
     closed_loop_fractions: tuple[float, ...] = (1.0,)
     max_windows: int | None = None
@@ -165,6 +174,7 @@ class BenchPreset:
     videos: int = 0
     train_threads: int | None = None
     eval_threads: int | None = 1
+    pretrained: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -173,7 +183,13 @@ class BenchPreset:
             raise ValueError(f"unknown bench task(s) {unknown}; known: {sorted(BENCH_TASKS)}")
         if any(not 0 < f <= 1 for f in self.fractions):
             raise ValueError(f"fractions must be in (0, 1], got {self.fractions}")
-        if self.epochs < 1:
+        if self.epochs is None or self.episodes is None:
+            if not self.recipes:
+                raise ValueError(
+                    "epochs and episodes may be None (the recipe's) only with recipes=True, got "
+                    f"{self.epochs=}, {self.episodes=}"
+                )
+        if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs=}")
 
 
@@ -226,16 +242,30 @@ PRESETS: dict[str, Any] = {
     ),
     "paper": lambda: BenchPreset(
         name="paper",
-        tasks=("pusht", "can", "pointmaze"),
+        recipes=True,
+        tasks=("pusht", "can", "pointmaze-medium"),
         policies=(),
         fractions=_paper_fractions(),
         seeds=(0, 1, 2),
-        epochs=120,
-        batch_size=64,
+        epochs=None,
         episodes=50,
         n_envs=8,
         closed_loop_fractions=(1.0,),
         max_windows=None,
+    ),
+    # The README's results table: every committed recipe, its selected checkpoint on the test
+    # seeds (Push-T: Diffusion Policy's 100000-100099).
+    "results": lambda: BenchPreset(
+        name="results",
+        recipes=True,
+        tasks=tuple(BENCH_TASKS),
+        policies=(),
+        epochs=None,
+        episodes=None,
+        n_envs=10,
+        max_windows=512,
+        diffusion_steps=(),
+        latency_calls=30,
     ),
 }
 
@@ -282,8 +312,11 @@ def plan_cells(
 ) -> list[tuple[str, str, float, int]]:
     """The cells of ``preset`` that pass the filters (``cell`` is an fnmatch pattern)."""
     cells = []
+    with_recipe = set(available_recipes()) if preset.recipes else set()
     for t in preset.tasks:
         for p in _policies(preset):
+            if preset.recipes and f"{t}/{p}" not in with_recipe:
+                continue
             for f in preset.fractions:
                 for s in preset.seeds:
                     cid = cell_id(t, p, f, s)
@@ -347,38 +380,91 @@ def run_cell(
     cid = cell_id(task_name, policy_name, fraction, seed)
     logger.info("bench cell %s: training", cid)
     t0 = time.perf_counter()
-    cfg = TrainConfig(
-        policy=policy_name,
-        dataset=task.dataset,
-        fraction=fraction,
-        epochs=preset.epochs,
-        seed=seed,
-        split_seed=0,
-        batch_size=preset.batch_size,
-        lr=preset.lr,
-        warmup_epochs=preset.warmup_epochs,
-        val_max_windows=preset.val_max_windows,
-        output_dir=str(out / "runs"),
-        run_name=cid.replace("/", "_"),
-        policy_overrides=dict(preset.policy_overrides.get(policy_name, {})),
-        num_threads=preset.train_threads,
-        progress=progress,
-    )
-    if retrain and cfg.run_dir.exists():
-        shutil.rmtree(cfg.run_dir)
-    # resume an interrupted cell's training; a fresh cell starts without the "no checkpoint" warning
-    run_dir = train(cfg, resume=(cfg.run_dir / "train_config.json").is_file())
+    place: dict[str, Any] = {"output_dir": str(out / "runs"), "run_name": cid.replace("/", "_")}
+    recipe = None
+    if preset.recipes:
+        recipe = load_recipe(f"{task_name}/{policy_name}")
+        given = {"epochs": preset.epochs} if preset.epochs is not None else {}
+        cfg = recipe.train_config(
+            fraction=fraction, seed=seed, split_seed=0, progress=progress, **given, **place
+        )
+    else:
+        assert preset.epochs is not None
+        cfg = TrainConfig(
+            policy=policy_name,
+            dataset=task.dataset,
+            fraction=fraction,
+            epochs=preset.epochs,
+            seed=seed,
+            split_seed=0,
+            batch_size=preset.batch_size,
+            lr=preset.lr,
+            warmup_epochs=preset.warmup_epochs,
+            val_max_windows=preset.val_max_windows,
+            policy_overrides=dict(preset.policy_overrides.get(policy_name, {})),
+            num_threads=preset.train_threads,
+            progress=progress,
+            **place,
+        )
+    shipped = preset.pretrained.get(f"{task_name}/{policy_name}")
+    if shipped is not None:
+        run_dir = _pretrained_run(Path(shipped), cfg)
+        logger.info("bench cell %s: evaluating the shipped run %s (no training)", cid, run_dir)
+    else:
+        if retrain and cfg.run_dir.exists():
+            shutil.rmtree(cfg.run_dir)
+        # resume an interrupted cell's training; a fresh cell starts without the warning
+        run_dir = train(cfg, resume=(cfg.run_dir / "train_config.json").is_file())
     train_s = time.perf_counter() - t0
+    episodes = preset.episodes
+    if episodes is None:
+        assert recipe is not None
+        episodes = recipe.test_episodes
     with torch_threads(preset.eval_threads):
-        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out, progress)
+        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out, episodes, progress)
     result["command"] = command
     result["train_config"] = cfg.to_dict()
+    if recipe is not None:
+        result["recipe"] = {"name": recipe.name, "version": recipe.version}
+    if shipped is not None:
+        result["pretrained"] = str(shipped)
     result["train_wall_time_s"] = train_s
     result["wall_time_s"] = time.perf_counter() - t0
     path = _cell_file(out, cid)
     atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     logger.info("bench cell %s done in %.0f s -> %s", cid, result["wall_time_s"], path)
     return result
+
+
+def _pretrained_run(folder: Path, cfg: Any) -> Path:
+    """A shipped run folder, checked against the recipe that must have produced it.
+
+    The folder holds what a recipe run leaves (``train_config.json``, ``metrics.jsonl`` and
+    ``best/`` or the final ``model.safetensors``), so its learning curve and training minutes are
+    reported as measured when it was made.
+
+    Raises:
+        FileNotFoundError: the folder is missing or is not a run folder.
+        ValueError: it was trained with other settings than the cell's recipe.
+    """
+    if not (folder / "train_config.json").is_file():
+        raise FileNotFoundError(
+            f"shipped run {folder} is missing (or has no train_config.json); train it with "
+            f"`lnmdn train --recipe ...` or drop it from the preset's `pretrained`"
+        )
+    saved = json.loads((folder / "train_config.json").read_text())
+    ignored = {"output_dir", "run_name", "progress", "num_threads", "device"}
+    diff = {
+        k: (saved.get(k), v)
+        for k, v in cfg.to_dict().items()
+        if k not in ignored and saved.get(k) != v
+    }
+    if diff:
+        raise ValueError(
+            f"shipped run {folder} was not trained by the cell's recipe: {{field: (shipped, "
+            f"recipe)}} = {diff}; retrain it with the recipe"
+        )
+    return folder
 
 
 def _evaluate_cell(
@@ -389,12 +475,17 @@ def _evaluate_cell(
     fraction: float,
     seed: int,
     out: Path,
+    episodes: int,
     progress: bool = True,
 ) -> dict[str, Any]:
+    """Offline and closed-loop metrics of the run's selected checkpoint (``best/`` if any)."""
     from lnmdn_agents.data import make_splits
+    from lnmdn_agents.training import BEST_DIR
 
     task_name, policy_name = task.name, cid.split("/")[1]
-    policy = load_policy(run_dir)
+    best = run_dir / BEST_DIR
+    selected = best if (best / "model.safetensors").is_file() else run_dir
+    policy = load_policy(selected)
     result: dict[str, Any] = {
         "cell": cid,
         "task": task_name,
@@ -413,6 +504,18 @@ def _evaluate_cell(
         key: [r.get(key) for r in records if key in r] for key in ("val/nll", "train/loss")
     }
     result["curves"]["epoch"] = [r["epoch"] for r in records if "val/nll" in r]
+    evals = [r for r in records if "eval/mean_score" in r]
+    result["learning_curve"] = {
+        "epoch": [r["epoch"] + 1 for r in evals],
+        "train_minutes": [r.get("charts/train_minutes") for r in evals],
+        "success_rate": [r["eval/success_rate"] for r in evals],
+        "mean_score": [r["eval/mean_score"] for r in evals],
+    }
+    result["train_minutes"] = records[-1].get("charts/train_minutes") if records else None
+    result["checkpoint"] = "best" if selected == best else "final"
+    if selected == best:
+        i = int(np.argmax(result["learning_curve"]["mean_score"]))
+        result["selected_epoch"] = result["learning_curve"]["epoch"][i]
     logger.info("bench cell %s: offline metrics", cid)
     result["offline"] = evaluate_offline(
         policy,
@@ -424,14 +527,14 @@ def _evaluate_cell(
         progress=False,
     )
     result["latency"] = policy_latency(policy, n_calls=preset.latency_calls, seed=seed)
-    if preset.episodes > 0 and (
+    if episodes > 0 and (
         not preset.closed_loop_fractions or fraction in preset.closed_loop_fractions
     ):
-        logger.info("bench cell %s: %d closed-loop episodes", cid, preset.episodes)
+        logger.info("bench cell %s: %d closed-loop episodes", cid, episodes)
         cl = evaluate(
             policy,
             task.env_id,
-            preset.episodes,
+            episodes,
             n_envs=preset.n_envs,
             dataset_id=task.dataset,
             torch_seed=seed,
@@ -583,7 +686,7 @@ def load_cells(out: Path) -> list[dict[str, Any]]:
     return cells
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float | None]) -> tuple[float, float]:
     arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if arr.size == 0:
         return math.nan, math.nan
@@ -608,6 +711,7 @@ def aggregate(cells: list[dict[str, Any]]) -> dict[str, Any]:
             "fraction": top,
             "seeds": sorted(c["seed"] for c in full),
             "params": full[0]["params"],
+            "train_minutes": _mean_std([c.get("train_minutes") for c in full])[0],
             "latency": {
                 "end_to_end_ms": _mean_std([c["latency"]["end_to_end_ms"] for c in full])[0],
                 "head_ms": _mean_std([c["latency"].get("head_ms") for c in full])[0],
@@ -763,6 +867,12 @@ def _markdown(
     out: Path,
     command: str | None = None,
 ) -> str:
+    training = (
+        "each trained by its committed recipe (`lnmdn_agents/recipes/<task>/<policy>.json`) and "
+        "evaluated at the checkpoint its closed-loop validation selected."
+        if preset.recipes
+        else f"{preset.epochs} epoch(s) each."
+    )
     lines = [
         f"# lnmdn bench: preset `{preset.name}`",
         "",
@@ -771,7 +881,7 @@ def _markdown(
         f"{len(cells)} cell(s): tasks {sorted({c['task'] for c in cells})}, policies "
         f"{sorted({c['policy'] for c in cells})}, fractions "
         f"{sorted({c['fraction'] for c in cells})}, seeds {sorted({c['seed'] for c in cells})}; "
-        f"{preset.epochs} epoch(s) each.",
+        f"{training}",
         "",
         "## Comparison (largest training fraction, mean over seeds)",
         "",

@@ -820,6 +820,16 @@ def _make_train_command() -> Any:
             list[str],
         ),
         (
+            "recipe",
+            typer.Option(
+                None,
+                "--recipe",
+                help="Start from a committed recipe, e.g. pusht/liquid_mdn (lnmdn recipes); "
+                "options given here replace its values.",
+            ),
+            str | None,
+        ),
+        (
             "resume",
             typer.Option(
                 False,
@@ -843,13 +853,35 @@ def _make_train_command() -> Any:
                 name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
             )
         )
+    params.append(
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    )
 
     def train_command(**kwargs: Any) -> None:
-        get_policy_class(kwargs["policy"])  # an unknown policy is named before its --set fields
-        overrides = _parse_overrides(kwargs.pop("set_"), kwargs["policy"])
+        import click
+
+        set_items = kwargs.pop("set_")
         resume = kwargs.pop("resume")
         overwrite = kwargs.pop("overwrite")
-        config = TrainConfig(**kwargs, policy_overrides=overrides)
+        recipe_name = kwargs.pop("recipe")
+        ctx = kwargs.pop("ctx")
+        if recipe_name is None:
+            get_policy_class(kwargs["policy"])  # an unknown policy is named before its --set
+            overrides = _parse_overrides(set_items, kwargs["policy"])
+            config = TrainConfig(**kwargs, policy_overrides=overrides)
+        else:
+            from lnmdn_agents.recipes import load_recipe
+
+            recipe = load_recipe(recipe_name)
+            given = {
+                k: v
+                for k, v in kwargs.items()
+                if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+            }
+            policy = str(given.get("policy", recipe.policy))
+            overrides = _parse_overrides(set_items, policy)
+            merged = {**recipe.train.get("policy_overrides", {}), **overrides}
+            config = recipe.train_config(**given, policy_overrides=merged)
         run_dir = train(config, resume=resume, overwrite=overwrite)
         logger.info("run folder: %s", run_dir)
 

@@ -3,6 +3,7 @@
 One recipe per Minari id::
 
     lnmdn/pusht/expert-v0                 PushTExpert       on lnmdn/PushT-v0
+    lnmdn/pusht/expert-v1                 PushTExpert (deterministic)  on lnmdn/PushT-v0
     lnmdn/can/expert-v0                   CanExpert         on lnmdn/Can-v0
     lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
                                           (maze: umaze, medium, large, bimodal)
@@ -116,6 +117,20 @@ RECIPES: dict[str, Recipe] = {
                 "Push-T (lnmdn/PushT-v0, state observations: agent x, y, block x, y, angle; "
                 "actions: target agent position in px): successful demonstrations of the "
                 "suite's scripted pusher from the env's random initial states."
+            ),
+        ),
+        Recipe(
+            "lnmdn/pusht/expert-v1",
+            "lnmdn/PushT-v0",
+            "lnmdn_datasets.experts.pusht:PushTExpert",
+            n_episodes=200,
+            expert_kwargs={"near_best": 1.0, "push_scale": (1.0, 1.0)},
+            auto_build=True,
+            description=(
+                "Push-T (lnmdn/PushT-v0, state observations): successful demonstrations of the "
+                "suite's scripted pusher made deterministic (always the best push, one push "
+                "speed), so each action is a function of the state the expert decided in rather "
+                "than of hidden draws; same start states as expert-v0."
             ),
         ),
         Recipe(

@@ -55,6 +55,7 @@ def comparison_rows(
         "success [95% CI]",
         "score",
         "ep len",
+        "train min",
         "latency ms e2e/head",
     ]
     rows = []
@@ -88,6 +89,7 @@ def comparison_rows(
                 succ,
                 _fmt(cl.get("mean_score"), ".3f"),
                 _fmt(cl.get("mean_length"), ".0f"),
+                _fmt(e.get("train_minutes"), ".1f"),
                 f"{_fmt(lat.get('end_to_end_ms'), '.1f')}/{_fmt(lat.get('head_ms'), '.1f')}",
             ]
         )

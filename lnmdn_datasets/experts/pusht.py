@@ -197,6 +197,13 @@ class PushTExpert:
         ring_margin: clearance (px) between the agent's edge and the T's convex hull on the walk.
         near_best: options scoring at least this fraction of the best are drawn uniformly (the
             source of variation between demonstrations); 1.0 always takes the best.
+        push_scale: range of the per-episode push speed factor, drawn uniformly at ``reset``
+            (a hidden variable of the demonstration); ``(1.0, 1.0)`` fixes it.
+
+    With ``near_best=1.0`` and ``push_scale=(1.0, 1.0)`` the expert is deterministic: each
+    decision is a function of the state it is taken in (the block does not move while the agent
+    walks to its contact, so the decision can be read off the observations that follow it too).
+    That is what ``lnmdn/pusht/expert-v1`` records.
     """
 
     def __init__(
@@ -206,6 +213,7 @@ class PushTExpert:
         nav_step: float = 25.0,
         ring_margin: float = 14.0,
         near_best: float = 0.8,
+        push_scale: tuple[float, float] = (0.8, 1.25),
     ):
         if contact_spacing <= 0 or max_push_steps < 1 or nav_step <= 0 or ring_margin < 0:
             raise ValueError(
@@ -215,6 +223,12 @@ class PushTExpert:
             )
         if not 0.0 < near_best <= 1.0:
             raise ValueError(f"near_best must be in (0, 1], got {near_best=}")
+        lo, hi = (float(v) for v in push_scale)
+        if not 0.0 < lo <= hi:
+            raise ValueError(
+                f"push_scale must be a range (lo, hi) with 0 < lo <= hi, got {push_scale=}"
+            )
+        self.push_scale = (lo, hi)
         self.contact_spacing = float(contact_spacing)
         self.max_push_steps = int(max_push_steps)
         self.nav_step = float(nav_step)
@@ -236,7 +250,8 @@ class PushTExpert:
         self._queue = []
         self._planned_block = None
         self._walk_left = 0
-        self._push_scale = float(rng.uniform(0.8, 1.25))
+        lo, hi = self.push_scale
+        self._push_scale = lo if lo == hi else float(rng.uniform(lo, hi))
 
     def act(self, env: gym.Env[Any, Any], obs: np.ndarray) -> np.ndarray:
         """Return the commanded agent position ``(2,)`` float32 for the current state."""
@@ -330,8 +345,11 @@ class PushTExpert:
             self._walk_left = 0
             return [(float(target[0]), float(target[1]))]
         best = max(o.score for o in options)
-        pool = [o for o in options if o.score >= self.near_best * best]
-        choice = pool[int(self._rng.integers(len(pool)))]
+        if self.near_best >= 1.0:
+            choice = next(o for o in options if o.score == best)  # no draw: deterministic
+        else:
+            pool = [o for o in options if o.score >= self.near_best * best]
+            choice = pool[int(self._rng.integers(len(pool)))]
         self._walk_left = len(choice.waypoints)
         return [*choice.waypoints, *choice.pushes, choice.retreat]
 

@@ -242,7 +242,7 @@ def test_eval_cli_rejects_a_folder_that_is_not_a_run(tmp_path):
 
 def test_plan_filters_and_presets():
     paper = make_preset("paper")
-    assert paper.tasks == ("pusht", "can", "pointmaze") and len(paper.fractions) == 7
+    assert paper.tasks == ("pusht", "can", "pointmaze-medium") and len(paper.fractions) == 7
     cells = plan_cells(paper, task="can", policy="diffusion")
     assert len(cells) == 7 * len(paper.seeds)
     assert all(t == "can" and p == "diffusion" for t, p, _, _ in cells)

@@ -12,9 +12,11 @@ from lnmdn_datasets.experts.pusht import PushTExpert, measure_success, pose_erro
 from lnmdn_envs.pusht import GOAL_POSE
 
 
-def _rollout(seed: int, rng_seed: int, max_steps: int = 300) -> tuple[np.ndarray, dict]:
+def _rollout(
+    seed: int, rng_seed: int, max_steps: int = 300, **expert_kwargs
+) -> tuple[np.ndarray, dict]:
     env = lnmdn_envs.make_task_env("lnmdn/PushT-v0")
-    expert = PushTExpert()
+    expert = PushTExpert(**expert_kwargs)
     obs, info = env.reset(seed=seed)
     expert.reset(env, np.random.default_rng(rng_seed))
     actions = []
@@ -57,6 +59,14 @@ def test_demonstrations_vary_with_rng() -> None:
     assert np.abs(a[:n] - b[:n]).max() > 20.0
 
 
+def test_deterministic_expert_ignores_its_rng() -> None:
+    """expert-v1's settings: the same start state gives the same demonstration whatever the rng."""
+    kw = {"near_best": 1.0, "push_scale": (1.0, 1.0)}
+    a, _ = _rollout(seed=3, rng_seed=1, max_steps=80, **kw)
+    b, _ = _rollout(seed=3, rng_seed=2, max_steps=80, **kw)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_pose_error_is_zero_at_goal_only() -> None:
     assert pose_error(*GOAL_POSE) == pytest.approx(0.0, abs=1e-9)
     assert pose_error(GOAL_POSE[0] + 3.0, GOAL_POSE[1], GOAL_POSE[2]) == pytest.approx(9.0)
@@ -71,6 +81,8 @@ def test_rejects_other_envs_and_bad_arguments() -> None:
         PushTExpert(near_best=0.0)
     with pytest.raises(ValueError, match="max_push_steps"):
         PushTExpert(max_push_steps=0)
+    with pytest.raises(ValueError, match="push_scale"):
+        PushTExpert(push_scale=(1.2, 1.0))
 
 
 @pytest.mark.slow
