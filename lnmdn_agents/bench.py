@@ -29,6 +29,8 @@ import fnmatch
 import json
 import logging
 import math
+import os
+import shlex
 import shutil
 import time
 from collections import defaultdict
@@ -42,8 +44,9 @@ import typer
 
 from lnmdn_agents.bench_executors import EXECUTORS, CellFailure, CellsFailedError, run_cells_ray
 from lnmdn_agents.checkpoint import atomic_write_text, load_policy
+from lnmdn_agents.config_fields import check_field_types
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
-from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
+from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics, window_index
 from lnmdn_agents.evaluation.report import (
     comparison_rows,
     format_table,
@@ -137,7 +140,8 @@ class BenchPreset:
         ks: best-of-K values.
         latency_calls: timed calls per latency measurement.
         diffusion_steps: inference step counts swept for policies with ``num_inference_steps``.
-        sweep_max_windows: test windows per point of the step sweep.
+        sweep_max_windows: test windows per point of the step sweep, drawn from the offline
+            metrics' windows; the point at the policy's own step count is the table's.
         trajectory_windows: test windows drawn in the trajectory figure.
         trajectory_samples: sampled chunks drawn per window.
         videos: gifs of the first closed-loop episodes per cell (``<out>/videos/<cell>/``).
@@ -179,6 +183,7 @@ class BenchPreset:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         unknown = [t for t in self.tasks if t not in BENCH_TASKS]
         if unknown:
             raise ValueError(f"unknown bench task(s) {unknown}; known: {sorted(BENCH_TASKS)}")
@@ -367,12 +372,15 @@ def run_cell(
     seed: int,
     out: Path,
     retrain: bool = False,
+    *,
     progress: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one cell; returns its result dict (also written to ``cells/``).
 
     An interrupted cell resumes its training from the last checkpoint; ``retrain`` deletes the
-    cell's run folder first; ``progress`` shows the training progress bar.
+    cell's run folder first. ``progress``: bars on a terminal, log lines otherwise (False: log
+    lines of training epochs only). ``command``: the command line recorded in the cell.
     """
     from lnmdn_agents.training import TrainConfig, train
 
@@ -406,6 +414,7 @@ def run_cell(
             val_max_windows=preset.val_max_windows,
             policy_overrides=dict(preset.policy_overrides.get(policy_name, {})),
             num_threads=preset.train_threads,
+            progress=progress,
             **place,
         )
     shipped = preset.pretrained.get(f"{task_name}/{policy_name}")
@@ -423,7 +432,9 @@ def run_cell(
         assert recipe is not None
         episodes = recipe.test_episodes
     with torch_threads(preset.eval_threads):
-        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out, episodes)
+        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out, episodes, progress)
+    result["command"] = command
+    result["train_config"] = cfg.to_dict()
     if recipe is not None:
         result["recipe"] = {"name": recipe.name, "version": recipe.version}
     if shipped is not None:
@@ -476,6 +487,7 @@ def _evaluate_cell(
     seed: int,
     out: Path,
     episodes: int,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Offline and closed-loop metrics of the run's selected checkpoint (``best/`` if any)."""
     from lnmdn_agents.data import make_splits
@@ -539,36 +551,124 @@ def _evaluate_cell(
             torch_seed=seed,
             video_dir=out / "videos" / cid.replace("/", "_") if preset.videos else None,
             n_videos=preset.videos,
+            progress=progress,
         )
         result["closed_loop"] = cl
     splits = make_splits(task.dataset, policy.config, seed=0)
     result["trajectories"] = _trajectory_samples(
         policy, splits.test, preset.trajectory_windows, preset.trajectory_samples, seed
     )
+    if task.env_id.startswith("lnmdn/PointMaze"):
+        result["trajectories"].update(
+            _maze_paths(task.env_id, result["trajectories"], policy.config.n_obs_steps)
+        )
+    else:
+        result["trajectories"]["labels"] = list(_ACTION_AXES.get(task_name, _ACTION_AXES[""]))
     if hasattr(policy.config, "num_inference_steps") and preset.diffusion_steps:
-        result["step_sweep"] = _step_sweep(policy, splits.test, preset, seed)
+        result["step_sweep"] = _step_sweep(
+            policy, splits.test, preset, seed, result["offline"], result["latency"]
+        )
     return result
 
 
-def _step_sweep(policy: Any, windows: Any, preset: BenchPreset, seed: int) -> list[dict[str, Any]]:
-    """Best-of-K MSE and latency for each inference step count (diffusion's speed/accuracy)."""
-    n = len(windows)
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(n, size=min(n, preset.sweep_max_windows), replace=False))
+#: What the first two action dimensions are, per task, for the trajectory figure.
+_ACTION_AXES: dict[str, tuple[str, str]] = {
+    "pusht": ("agent target x (px)", "agent target y (px)"),
+    "can": ("end-effector dx command", "end-effector dy command"),
+    "": ("action dim 0", "action dim 1"),
+}
+
+
+def _maze_paths(env_id: str, traj: dict[str, Any], n_obs_steps: int) -> dict[str, Any]:
+    """PointMaze: the ball's x-y path under each chunk, simulated from the window's state.
+
+    PointMaze actions are forces, so a chunk drawn in action space says little; executing the
+    chunk's actions from the current observation (the state is ``[x, y, vx, vy, goal]``) in the
+    single-step env shows where it takes the ball in the maze. Returns ``xy_demo`` (W, L, 2),
+    ``xy_samples`` (W, K, L, 2), ``walls`` (wall cell centres) and the axis ``labels``.
+    """
+    from lnmdn_envs import make_task_env
+
+    start = n_obs_steps - 1
+    env = make_task_env(env_id)
+    try:
+
+        def path(state: np.ndarray, actions: np.ndarray) -> list[list[float]]:
+            env.reset(options={"reset_to_state": state.astype(np.float64)})
+            xy = [state[:2].tolist()]
+            for a in actions[start:]:
+                obs, _, terminated, truncated, _ = env.step(a.astype(np.float32))
+                xy.append(np.asarray(obs)[:2].tolist())
+                if terminated or truncated:
+                    break
+            return xy
+
+        xy_demo, xy_samples = [], []
+        for obs, demo, samples in zip(traj["obs"], traj["demo"], traj["samples"], strict=True):
+            state = np.asarray(obs, dtype=np.float64)[start]  # the current observation
+            xy_demo.append(path(state, np.asarray(demo)))
+            xy_samples.append([path(state, np.asarray(s)) for s in samples])
+        maze = env.unwrapped.maze_map  # type: ignore[attr-defined]
+    finally:
+        env.close()
+    rows, cols = len(maze), len(maze[0])
+    walls = [
+        [c - (cols - 1) / 2, (rows - 1) / 2 - r]
+        for r in range(rows)
+        for c in range(cols)
+        if maze[r][c] == 1
+    ]
+    labels = ["x (m)", "y (m)"]
+    return {"xy_demo": xy_demo, "xy_samples": xy_samples, "walls": walls, "labels": labels}
+
+
+def _step_sweep(
+    policy: Any,
+    windows: Any,
+    preset: BenchPreset,
+    seed: int,
+    table_offline: dict[str, Any],
+    table_latency: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Best-of-K MSE and latency for each inference step count (diffusion's speed/accuracy).
+
+    One source of numbers: at the policy's own step count the point *is* the table's
+    (``table_offline``, ``table_latency``), not a second measurement. The other counts are
+    measured with the same latency protocol on up to ``sweep_max_windows`` of the table's test
+    windows (each point says how many: ``n_windows``).
+    """
+    table_index = window_index(len(windows), preset.max_windows, seed)
+    idx = table_index
+    if len(idx) > preset.sweep_max_windows:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(idx, size=preset.sweep_max_windows, replace=False))
     items = [windows[int(i)] for i in idx]
     obs = torch.stack([torch.as_tensor(it["obs"]) for it in items])
     act = torch.stack([torch.as_tensor(it["action"]) for it in items])
     original = int(policy.config.num_inference_steps)
     limit = int(getattr(policy.config, "num_train_timesteps", max(preset.diffusion_steps)))
     points = []
+    k_max = str(max(preset.ks))
     try:
-        for steps in sorted(set(preset.diffusion_steps)):
+        for steps in sorted({*preset.diffusion_steps, original}):
             if steps > limit:
+                continue
+            if steps == original:
+                points.append(
+                    {
+                        "steps": steps,
+                        "latency_ms": table_latency["end_to_end_ms"],
+                        "mse": table_offline["best_of_k_mse"][k_max],
+                        "mse_deterministic": table_offline["mse_deterministic"],
+                        "k": int(k_max),
+                        "n_windows": int(table_offline["n_windows"]),
+                        "source": "table",
+                    }
+                )
                 continue
             _set_inference_steps(policy, steps)
             m = offline_metrics(policy, obs, act, ks=preset.ks, seed=seed)
-            lat = policy_latency(policy, n_calls=max(5, preset.latency_calls // 2), seed=seed)
-            k_max = str(max(preset.ks))
+            lat = policy_latency(policy, n_calls=preset.latency_calls, seed=seed)
             points.append(
                 {
                     "steps": steps,
@@ -576,6 +676,8 @@ def _step_sweep(policy: Any, windows: Any, preset: BenchPreset, seed: int) -> li
                     "mse": m["best_of_k_mse"][k_max],
                     "mse_deterministic": m["mse_deterministic"],
                     "k": int(k_max),
+                    "n_windows": len(items),
+                    "source": "sweep",
                 }
             )
     finally:
@@ -692,11 +794,13 @@ def write_report(
     cells: list[dict[str, Any]],
     preset: BenchPreset,
     failed: list[dict[str, Any]] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Aggregate ``cells`` into ``results.json``, ``report.md`` and ``figures/``.
 
     ``failed`` (cells that failed on every attempt in this run, as
-    :meth:`lnmdn_agents.bench_executors.CellFailure.to_dict` gives them) is listed in both.
+    :meth:`lnmdn_agents.bench_executors.CellFailure.to_dict` gives them) is listed in both;
+    ``command`` is the command line recorded in the report (None: called from Python).
     """
     failed = failed or []
     agg = aggregate(cells)
@@ -753,6 +857,7 @@ def write_report(
     entries = [{**e, "name": f"{task}"} for task, ps in summary.items() for e in ps.values()]
     header, rows = comparison_rows(entries, first_column="task")
     results = {
+        "command": command,
         "preset": dataclasses.asdict(preset),
         "n_cells": len(cells),
         "summary": summary,
@@ -766,7 +871,7 @@ def write_report(
         "failed": failed,
     }
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
-    report = _markdown(preset, cells, header, rows, figures, out)
+    report = _markdown(preset, cells, header, rows, figures, out, command)
     if failed:
         report += (
             "\n## Failed cells\n\nNot in the tables above (their errors are in results.json); "
@@ -787,6 +892,7 @@ def _markdown(
     rows: list[list[str]],
     figures: dict[str, Path | None],
     out: Path,
+    command: str | None = None,
 ) -> str:
     training = (
         "each trained by its committed recipe (`lnmdn_agents/recipes/<task>/<policy>.json`) and "
@@ -796,6 +902,8 @@ def _markdown(
     )
     lines = [
         f"# lnmdn bench: preset `{preset.name}`",
+        "",
+        "Command: " + (f"`{command}`" if command else "run from Python (`run_bench`)"),
         "",
         f"{len(cells)} cell(s): tasks {sorted({c['task'] for c in cells})}, policies "
         f"{sorted({c['policy'] for c in cells})}, fractions "
@@ -819,10 +927,15 @@ def _markdown(
         "best_of_k": "Best-of-K MSE against the number of samples K.",
         "per_horizon": "Error of the deterministic chunk at each step of the horizon.",
         "sample_efficiency": "Best-of-K MSE against the share of training episodes used.",
-        "trajectories": "Sampled chunks (colour) against the demonstration (black), first two "
-        "action dimensions; the star marks the chunk's first step.",
+        "trajectories": "Sampled chunks (colour) against the demonstration (black), in each "
+        "task's own plane: Push-T as the agent's target positions (px); PointMaze as the "
+        "ball's x-y path in the maze (m, walls grey), simulated from the window's state by "
+        "executing each chunk's actions. The star marks the current step.",
         "latency_accuracy": "Accuracy against latency: diffusion at several inference step "
-        "counts, other policies as single points.",
+        "counts, other policies as single points. Each policy's point at its own step count "
+        "is the table's (same windows, same latency measurement)"
+        + _sweep_windows_note(cells)
+        + ".",
     }
     lines += ["## Figures", ""]
     for key, cap in captions.items():
@@ -831,18 +944,68 @@ def _markdown(
             lines += [f"- {cap} (not drawn: this run has too few cells for it)", ""]
         else:
             lines += [f"![{key}]({path.relative_to(out)})", "", cap, ""]
+    videos = [(c["cell"], v) for c in cells for v in (c.get("closed_loop") or {}).get("videos", [])]
+    if videos:
+        lines += ["## Closed-loop episodes", ""]
+        for cid, video in videos:
+            rel = os.path.relpath(Path(video).resolve(), out.resolve())
+            lines += [f"![{cid}: {Path(video).stem}]({rel})", "", f"{cid}: {Path(video).stem}", ""]
     lines += [
         "## Cells",
         "",
-        "| cell | train s | epochs | test windows | wall s |",
-        "|---|---|---|---|---|",
+        "Each cell's training settings and its policy's fields that differ from the defaults "
+        "(`lnmdn policies NAME` lists the defaults).",
+        "",
+        "| cell | policy config (non-default) | epochs | batch | lr | train s | test windows | "
+        "wall s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
+        tc = c.get("train_config") or {}
         lines.append(
-            f"| {c['cell']} | {c['train_wall_time_s']:.0f} | {len(c['curves'].get('epoch', []))} "
+            f"| {c['cell']} | {_config_changes(c)} | {tc.get('epochs', '-')} "
+            f"| {tc.get('batch_size', '-')} | {tc.get('lr', '-')} | {c['train_wall_time_s']:.0f} "
             f"| {c['offline']['n_windows']} | {c['wall_time_s']:.0f} |"
         )
+    commands = sorted({c["command"] for c in cells if c.get("command")})
+    if commands:
+        lines += ["", "Cells computed by: " + "; ".join(f"`{x}`" for x in commands)]
     return "\n".join(lines) + "\n"
+
+
+def _config_changes(cell: dict[str, Any]) -> str:
+    """``d_model=64, down_dims=24,48,48``: the cell's policy fields that differ from defaults."""
+    from lnmdn_agents.policies import get_policy_class
+    from lnmdn_agents.policy_cli import cli_value
+
+    cfg = cell.get("policy_config") or {}
+    try:
+        default = get_policy_class(cell["policy"]).config_class().to_dict()
+    except KeyError:
+        return "-"
+    changed = [
+        f"{k}={cli_value(v)}"
+        for k, v in cfg.items()
+        if k not in ("name", "obs_dim", "action_dim")
+        and k in default
+        and (tuple(v) if isinstance(v, list) else v)
+        != (tuple(default[k]) if isinstance(default[k], list) else default[k])
+    ]
+    return ", ".join(changed) or "(defaults)"
+
+
+def _sweep_windows_note(cells: list[dict[str, Any]]) -> str:
+    counts = sorted(
+        {
+            p["n_windows"]
+            for c in cells
+            for p in c.get("step_sweep") or []
+            if p.get("source") == "sweep" and "n_windows" in p
+        }
+    )
+    if not counts:
+        return ""
+    return f"; the other step counts are measured on {'/'.join(map(str, counts))} of those windows"
 
 
 # -- entry point --------------------------------------------------------------------------------
@@ -858,6 +1021,8 @@ def run_bench(
     executor: str = "local",
     address: str | None = None,
     max_retries: int = 2,
+    progress: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Run the cells of ``preset`` not yet done, then aggregate every finished cell.
 
@@ -876,6 +1041,8 @@ def run_bench(
             or use ``RAY_ADDRESS``).
         max_retries: with ``executor="ray"``, resubmissions of a failed cell before it is
             reported in ``failed``.
+        progress: progress bars on a terminal, log lines otherwise (False: fewer log lines).
+        command: the command line, recorded in each computed cell and in the report.
 
     Returns:
         The ``results.json`` content plus ``out``, ``report``, ``computed`` (cell ids) and
@@ -905,18 +1072,26 @@ def run_bench(
     failed: list[CellFailure] = []
     if executor == "ray":
         computed, failed = run_cells_ray(
-            preset, missing, out, force=force, address=address, max_retries=max_retries
+            preset,
+            missing,
+            out,
+            force=force,
+            address=address,
+            max_retries=max_retries,
+            command=command,
         )
     else:
         for t, p, f, s in missing:
-            run_cell(preset, t, p, f, s, out, retrain=force)
+            run_cell(preset, t, p, f, s, out, retrain=force, progress=progress, command=command)
             computed.append(cell_id(t, p, f, s))
     cells = load_cells(out)
     if not cells and failed:
         raise CellsFailedError(failed)
     if not cells:
         raise FileNotFoundError(f"no finished cells under {out / 'cells'}; run the bench first")
-    results = write_report(out, cells, preset, failed=[f.to_dict() for f in failed])
+    results = write_report(
+        out, cells, preset, failed=[f.to_dict() for f in failed], command=command
+    )
     results.update({"out": str(out), "report": str(out / "report.md"), "computed": computed})
     return results
 
@@ -989,6 +1164,13 @@ def bench_command(
             "reported (default 2).",
         ),
     ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bars on a terminal (in a log: one line per epoch and episode batch).",
+        ),
+    ] = True,
 ) -> None:
     """Run the comparison protocol: train, evaluate, write results.json, report.md, figures."""
     if executor not in EXECUTORS:
@@ -1016,6 +1198,21 @@ def bench_command(
             done = "done" if _cell_file(out_dir, cid).is_file() else "todo"
             typer.echo(f"{done}  {cid}")
         return
+    given = {
+        "--preset": preset,
+        "--out": str(out) if out is not None else None,
+        "--task": task,
+        "--policy": policy,
+        "--cell": cell,
+        "--epochs": epochs,
+        "--episodes": episodes,
+        "--seeds": seeds,
+    }
+    command = shlex.join(
+        ["lnmdn", "bench", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]
+        + ["--force"] * force
+        + ["--report-only"] * report_only
+    )
     t0 = time.perf_counter()
     try:
         results = run_bench(
@@ -1029,6 +1226,8 @@ def bench_command(
             executor=executor,
             address=address,
             max_retries=2 if max_retries is None else max_retries,
+            progress=progress,
+            command=command,
         )
     except CellsFailedError as err:
         _echo_failures([f.to_dict() for f in err.failures])

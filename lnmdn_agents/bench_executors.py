@@ -104,12 +104,16 @@ def cell_resources(preset: BenchPreset) -> dict[str, float]:
     }
 
 
-def _ray_cell(preset: BenchPreset, cell: Cell, out: str, retrain: bool) -> dict[str, Any]:
+def _ray_cell(
+    preset: BenchPreset, cell: Cell, out: str, retrain: bool, command: str | None = None
+) -> dict[str, Any]:
     """One cell in a Ray worker (the body of the Ray task)."""
     from lnmdn_agents.bench import run_cell
 
     task, policy, fraction, seed = cell
-    return run_cell(preset, task, policy, fraction, seed, Path(out), retrain, progress=False)
+    return run_cell(
+        preset, task, policy, fraction, seed, Path(out), retrain, progress=False, command=command
+    )
 
 
 def _check_feasible(ray: ModuleType, resources: dict[str, float]) -> None:
@@ -147,6 +151,7 @@ def run_cells_ray(
     force: bool = False,
     address: str | None = None,
     max_retries: int = 2,
+    command: str | None = None,
 ) -> tuple[list[str], list[CellFailure]]:
     """Run ``cells`` as Ray tasks; write each finished cell to ``<out>/cells/`` as it arrives.
 
@@ -164,6 +169,7 @@ def run_cells_ray(
         force: the first attempt of each cell retrains from scratch (later attempts resume).
         address: Ray cluster address (see above).
         max_retries: resubmissions of a failed cell before it is reported.
+        command: the command line recorded in each cell.
 
     Returns:
         The ids of the cells computed (in finishing order) and the cells that failed.
@@ -205,10 +211,11 @@ def run_cells_ray(
             resources["num_gpus"],
             max_retries,
         )
-        pending = {task.remote(preset, c, str(out), force): (c, 1) for c in cells}
-        with logging_redirect_tqdm(), tqdm(
-            total=len(cells), unit="cell", desc="bench", disable=None, leave=False
-        ) as bar:
+        pending = {task.remote(preset, c, str(out), force, command): (c, 1) for c in cells}
+        with (
+            logging_redirect_tqdm(),
+            tqdm(total=len(cells), unit="cell", desc="bench", disable=None, leave=False) as bar,
+        ):
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 c, attempt = pending.pop(ref)
@@ -221,16 +228,23 @@ def run_cells_ray(
                     if attempt <= max_retries:
                         logger.warning(
                             "bench cell %s failed (attempt %d of %d): %s; retrying",
-                            cid, attempt, max_retries + 1, line,
+                            cid,
+                            attempt,
+                            max_retries + 1,
+                            line,
                         )
-                        new = task.remote(preset, c, str(out), False)
+                        new = task.remote(preset, c, str(out), False, command)
                         pending[new] = (c, attempt + 1)
                         continue
                     failures.append(CellFailure(cid, attempt, line, errors[cid], full))
                     bar.update(1)
                     logger.error(
                         "bench [%d/%d] cell %s FAILED after %d attempt(s): %s",
-                        len(computed) + len(failures), len(cells), cid, attempt, line,
+                        len(computed) + len(failures),
+                        len(cells),
+                        cid,
+                        attempt,
+                        line,
                     )
                     continue
                 # The driver writes the cell: the worker's own copy may be on another machine.
@@ -239,8 +253,11 @@ def run_cells_ray(
                 bar.update(1)
                 logger.info(
                     "bench [%d/%d] cell %s done in %.0f s (training %.0f s)%s",
-                    len(computed) + len(failures), len(cells), cid,
-                    result["wall_time_s"], result["train_wall_time_s"],
+                    len(computed) + len(failures),
+                    len(cells),
+                    cid,
+                    result["wall_time_s"],
+                    result["train_wall_time_s"],
                     f" after {attempt} attempts" if attempt > 1 else "",
                 )
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,45 @@ from safetensors.torch import load_file, save_file
 
 from lnmdn_agents.policies.base import PolicyBase, config_from_dict, get_policy_class
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "load_policy", "save_policy"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "current_umask",
+    "load_policy",
+    "save_policy",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it for other threads)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _file_mode() -> int:
+    """Mode of a new file as ``open`` would make it (0644 under the usual umask 022)."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename.
+
+    The file gets the mode a plain ``open`` would give it (world-readable under the usual umask),
+    not the 0600 of the temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -65,6 +93,7 @@ def save_policy(
     os.close(fd)
     try:
         save_file(state, tmp, metadata=metadata or None)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, directory / WEIGHTS_NAME)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -39,7 +39,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -56,7 +55,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from lnmdn_agents.checkpoint import atomic_write_text, save_policy
+from lnmdn_agents.checkpoint import atomic_write_text, current_umask, save_policy
+from lnmdn_agents.config_fields import (
+    attribute_docs,
+    check_field_types,
+    parse_field_value,
+    plain_help,
+)
 from lnmdn_agents.policies import PolicyBase, available_policies, get_policy_class, make_policy
 
 if TYPE_CHECKING:
@@ -100,7 +105,8 @@ class TrainConfig:
         run_name: run folder name; default ``<dataset>_<policy>_frac<f>_seed<s>``.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         num_threads: torch intra-op threads (None: torch's default).
-        progress: show a tqdm progress bar (rank 0 only).
+        progress: report progress (rank 0 only): a tqdm bar when stderr is a terminal,
+            otherwise one log line per epoch (loss, validation, time). False: log lines only.
         policy_overrides: policy config fields to change, e.g. ``{"d_model": 128}``.
         eval_every: closed-loop validation every this many epochs (and after the last); 0
             disables it. The best checkpoint by mean score is kept in ``<run>/best/``.
@@ -139,6 +145,7 @@ class TrainConfig:
     eval_deterministic: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # every field, named when its type is wrong
         get_policy_class(self.policy)  # unknown names list the known ones
         if not isinstance(self.fraction, (int, float)) or not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction=}")
@@ -270,7 +277,9 @@ def _save_checkpoint(
     }
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=".tmp_"))
     try:
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the checkpoint
         save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "state.safetensors").chmod(0o666 & ~current_umask())  # safetensors writes 0600
         (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n")
         final = ckpt_root / f"epoch_{epoch:04d}"
         if final.exists():
@@ -380,25 +389,156 @@ def _validate_closed_loop(
     }
 
 
+# -- progress and TensorBoard ------------------------------------------------------------------
+def _tensorboard_writer(run_dir: Path, step: int) -> Any:
+    """A TensorBoard ``SummaryWriter`` on ``run_dir``, or None when tensorboard is not installed.
+
+    Events at optimiser steps after ``step`` (left by an interrupted run past its checkpoint) are
+    purged, as ``metrics.jsonl`` drops their lines.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return SummaryWriter(log_dir=str(run_dir), purge_step=step + 1 if step > 0 else None)
+
+
+def _report_epoch(record: dict[str, Any], n_epochs: int, bar: Any, tensorboard: Any) -> None:
+    """Send one epoch's record to TensorBoard (the keys of metrics.jsonl) and, barless, the log."""
+    if tensorboard is not None:
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                tensorboard.add_scalar(key, value, global_step=record["step"])
+        tensorboard.flush()
+    if bar.disable:
+        shown = [
+            f"{k} {record[k]:.4g}"
+            for k in ("train/loss", "val/loss", "val/nll", "eval/success_rate", "eval/mean_score")
+            if isinstance(record.get(k), (int, float))
+        ]
+        logger.info(
+            "epoch %d/%d: %s (%.1f s)",
+            record["epoch"] + 1,
+            n_epochs,
+            ", ".join(shown),
+            record.get("charts/epoch_time_s", float("nan")),
+        )
+
+
+# -- the run folder -----------------------------------------------------------------------------
+def _holds_run(run_dir: Path) -> bool:
+    return (run_dir / CHECKPOINT_DIR / "latest.json").is_file() or (
+        run_dir / "model.safetensors"
+    ).is_file()
+
+
+def _checkpoint_epoch(run_dir: Path) -> int:
+    """Epochs done by the run folder's latest checkpoint (0 without one)."""
+    latest = run_dir / CHECKPOINT_DIR / "latest.json"
+    if not latest.is_file():
+        return 0
+    try:
+        return int(json.loads(latest.read_text())["epoch"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{latest} is unreadable ({err}); delete it to resume from scratch, or pass --overwrite"
+        ) from None
+
+
+def _check_run_folder(
+    config: TrainConfig, resume: bool, overwrite: bool, rank: int, world: int
+) -> None:
+    """Refuse a clash with a run already in the folder; ``overwrite`` deletes it (rank 0)."""
+    run_dir = config.run_dir
+    saved_cfg_path = run_dir / "train_config.json"
+    if resume and overwrite:
+        raise ValueError(
+            f"--resume and --overwrite exclude each other: --resume continues the run in "
+            f"{run_dir}, --overwrite deletes it and trains again; pass one"
+        )
+    if resume:
+        if saved_cfg_path.is_file():
+            saved = json.loads(saved_cfg_path.read_text())
+            ignored = ("progress", "num_threads", "device", "epochs")
+            given = json.loads(json.dumps(config.to_dict()))  # as saved: tuples are lists
+            diff = {
+                k: (saved.get(k), v)
+                for k, v in given.items()
+                if k not in ignored and saved.get(k) != v
+            }
+            if diff:
+                raise ValueError(
+                    f"--resume with a different config than {saved_cfg_path}: "
+                    f"{{field: (saved, given)}} = {diff}; use the same settings (only --epochs "
+                    "may change), a new --run-name, or --overwrite"
+                )
+            done = _checkpoint_epoch(run_dir)
+            if config.epochs < done:
+                raise ValueError(
+                    f"{run_dir} has already trained {done} epochs; --resume --epochs "
+                    f"{config.epochs} cannot shorten it: pass --epochs {done} or more to extend "
+                    "it, or --overwrite to train again"
+                )
+            if config.epochs != saved.get("epochs"):
+                logger.info(
+                    "%s: epochs %s -> %d; from epoch %d on, the learning rate follows the "
+                    "schedule of a %d-epoch run",
+                    run_dir,
+                    saved.get("epochs"),
+                    config.epochs,
+                    done,
+                    config.epochs,
+                )
+        if not (run_dir / CHECKPOINT_DIR / "latest.json").is_file():
+            logger.warning("no checkpoint in %s: starting from scratch", run_dir)
+    elif overwrite:
+        if rank == 0 and _holds_run(run_dir):
+            logger.warning("--overwrite: deleting the run in %s", run_dir)
+            trash = run_dir.with_name(f".{run_dir.name}.deleted-{os.getpid()}")
+            os.replace(run_dir, trash)  # the folder disappears at once, whole
+            shutil.rmtree(trash, ignore_errors=True)
+        if world > 1:
+            dist.barrier()  # no process starts before the old run is gone
+    elif _holds_run(run_dir):
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it (--resume --epochs N "
+            "extends a finished one), --overwrite to delete it and train again, or choose "
+            "another --output-dir / --run-name"
+        )
+
+
 # -- the loop -----------------------------------------------------------------------------------
 def train(
-    config: TrainConfig, resume: bool = False, *, episodes: Sequence[Episode] | None = None
+    config: TrainConfig,
+    resume: bool = False,
+    *,
+    episodes: Sequence[Episode] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train ``config.policy`` on ``config.dataset`` and write the run folder.
 
     Args:
         config: the run's settings.
-        resume: continue from the run folder's latest checkpoint (the config must be the same).
-            Without a checkpoint, training starts from scratch (with a warning).
+        resume: continue from the run folder's latest checkpoint. The config must be the same,
+            except ``epochs``, which may grow: a finished run is then *extended*, the learning-rate
+            schedule continuing from the step reached as a run of the new length would (so it
+            rises again from ``min_lr``). Without a checkpoint, training starts from scratch (with
+            a warning).
         episodes: in-memory demonstrations to use instead of loading ``config.dataset`` (tests,
             custom data); ``config.dataset`` is then only a label.
+        overwrite: delete the run already in the run folder and train from scratch.
 
     Returns:
         The run folder (``config.json`` + ``model.safetensors`` loadable by ``load_policy``).
 
     Raises:
-        FileExistsError: the run folder already holds a run and ``resume`` is False.
-        ValueError: ``resume`` with a different config than the one in the run folder.
+        FileExistsError: the run folder already holds a run and neither ``resume`` nor
+            ``overwrite`` is set.
+        ValueError: ``resume`` with a different config than the one in the run folder, or with
+            fewer epochs than its checkpoint has done; ``resume`` with ``overwrite``.
     """
     from lnmdn_agents.data import load_episodes, make_splits
 
@@ -414,26 +554,7 @@ def train(
     run_dir = config.run_dir
     ckpt_latest = run_dir / CHECKPOINT_DIR / "latest.json"
     saved_cfg_path = run_dir / "train_config.json"
-    if resume:
-        if saved_cfg_path.is_file():
-            saved = json.loads(saved_cfg_path.read_text())
-            diff = {
-                k: (saved.get(k), v)
-                for k, v in config.to_dict().items()
-                if k not in ("progress", "num_threads", "device") and saved.get(k) != v
-            }
-            if diff:
-                raise ValueError(
-                    f"--resume with a different config than {saved_cfg_path}: "
-                    f"{{field: (saved, given)}} = {diff}; use the same settings or a new run_name"
-                )
-        if not ckpt_latest.is_file():
-            logger.warning("no checkpoint in %s: starting from scratch", run_dir)
-    elif ckpt_latest.is_file() or (run_dir / "model.safetensors").is_file():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or "
-            "choose another output_dir / run_name"
-        )
+    _check_run_folder(config, resume, overwrite, rank, world)
 
     # Data: dimensions come from the dataset.
     eps = list(episodes) if episodes is not None else load_episodes(config.dataset)
@@ -531,10 +652,12 @@ def train(
     obs_np, act_np = splits.train.window_arrays()
     obs_all, act_all = torch.from_numpy(obs_np), torch.from_numpy(act_np)
     params = [p for p in policy.parameters() if p.requires_grad]
+    tensorboard = _tensorboard_writer(run_dir, step) if rank == 0 else None
     bar = tqdm(
         total=total_steps,
         initial=step,
-        disable=rank != 0 or not config.progress,
+        # a bar on a terminal only (disable=None): in a log file its redraws are noise
+        disable=True if (rank != 0 or not config.progress) else None,
         desc=f"{config.policy}",
         dynamic_ncols=True,
     )
@@ -616,6 +739,7 @@ def train(
             record["charts/processes"] = world
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
+            _report_epoch(record, config.epochs, bar, tensorboard)
             if done % config.checkpoint_every == 0 or done == config.epochs:
                 final_policy = ema if ema is not None else policy
                 save_policy(final_policy, run_dir, extra={"epoch": done, "step": step})
@@ -625,6 +749,8 @@ def train(
         if world > 1:
             dist.barrier()
     bar.close()
+    if tensorboard is not None:
+        tensorboard.close()
     if rank == 0 and start_epoch >= config.epochs:
         logger.info("%s already finished (%d epochs)", run_dir, config.epochs)
     return run_dir
@@ -632,35 +758,31 @@ def train(
 
 # -- command line -------------------------------------------------------------------------------
 def _attribute_docs(cls: type) -> dict[str, str]:
-    """``{field: help}`` parsed from the Google-style ``Attributes:`` section of a docstring."""
-    doc = inspect.getdoc(cls) or ""
-    out: dict[str, str] = {}
-    current = None
-    in_section = False
-    for line in doc.splitlines():
-        if line.strip() == "Attributes:":
-            in_section = True
-            continue
-        if not in_section:
-            continue
-        match = re.match(r"^    (\w+): (.*)$", line)
-        if match:
-            current = match.group(1)
-            out[current] = match.group(2).strip()
-        elif line.startswith("        ") and current:
-            out[current] += " " + line.strip()
-        elif line.strip():
-            break
-    return out
+    """``{field: help}`` from the Google-style ``Attributes:`` section, as plain terminal text."""
+    return {k: plain_help(v) for k, v in attribute_docs(cls).items()}
 
 
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["d_model=128", "down_dims=[64,128]"]`` -> ``{"d_model": 128, "down_dims": [64, 128]}``."""
+def _parse_overrides(items: list[str], policy: str | None = None) -> dict[str, Any]:
+    """``--set`` items -> policy config overrides.
+
+    With ``policy``, each value is parsed as its field's type (``down_dims=24,48,48`` -> a tuple,
+    ``clip_sample=false`` -> False) and unknown fields are refused; without it, values are JSON
+    or bare strings (``["d_model=128", "down_dims=[64,128]"]`` -> ``{"d_model": 128,
+    "down_dims": [64, 128]}``).
+    """
+    cfg_cls = get_policy_class(policy).config_class if policy is not None else None
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+            raise ValueError(
+                f"--set expects FIELD=VALUE, e.g. --set d_model=128, got {item!r} "
+                "(`lnmdn policies NAME` lists the fields)"
+            )
+        if cfg_cls is not None:
+            out[key] = parse_field_value(cfg_cls, key, raw)
+            continue
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -684,69 +806,83 @@ def _make_train_command() -> Any:
         option = typer.Option(f.default, *decls, help=helps.get(f.name, ""))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=tp))  # fmt: skip
-    params.append(
-        inspect.Parameter(
+    extra = [
+        (
             "set_",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(
-                [], "--set", help=f"{helps['policy_overrides']} Repeat: --set d_model=128."
+            typer.Option(
+                [],
+                "--set",
+                metavar="FIELD=VALUE",
+                help="Set a policy config field; repeat for more: --set d_model=128 --set "
+                "down_dims=24,48,48 --set clip_sample=false. lnmdn policies NAME lists the "
+                "fields, their types and defaults.",
             ),
-            annotation=list[str],
-        )
-    )
-    params.append(
-        inspect.Parameter(
+            list[str],
+        ),
+        (
             "recipe",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(
+            typer.Option(
                 None,
                 "--recipe",
                 help="Start from a committed recipe, e.g. pusht/liquid_mdn (lnmdn recipes); "
                 "options given here replace its values.",
             ),
-            annotation=str | None,
+            str | None,
+        ),
+        (
+            "resume",
+            typer.Option(
+                False,
+                "--resume",
+                help="Continue the run folder's checkpoint; with a larger --epochs, extend a "
+                "finished run.",
+            ),
+            bool,
+        ),
+        (
+            "overwrite",
+            typer.Option(
+                False, "--overwrite", help="Delete the run already in the run folder and retrain."
+            ),
+            bool,
+        ),
+    ]
+    for name, option, annotation in extra:
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+            )
         )
-    )
     params.append(
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-    )
-    params.append(
-        inspect.Parameter(
-            "resume",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(False, "--resume", help="Continue the run folder's checkpoint."),
-            annotation=bool,
-        )
     )
 
     def train_command(**kwargs: Any) -> None:
         import click
 
-        overrides = _parse_overrides(kwargs.pop("set_"))
+        set_items = kwargs.pop("set_")
         resume = kwargs.pop("resume")
+        overwrite = kwargs.pop("overwrite")
         recipe_name = kwargs.pop("recipe")
         ctx = kwargs.pop("ctx")
-        try:
-            if recipe_name is None:
-                config = TrainConfig(**kwargs, policy_overrides=overrides)
-            else:
-                from lnmdn_agents.recipes import load_recipe
+        if recipe_name is None:
+            get_policy_class(kwargs["policy"])  # an unknown policy is named before its --set
+            overrides = _parse_overrides(set_items, kwargs["policy"])
+            config = TrainConfig(**kwargs, policy_overrides=overrides)
+        else:
+            from lnmdn_agents.recipes import load_recipe
 
-                recipe = load_recipe(recipe_name)
-                given = {
-                    k: v
-                    for k, v in kwargs.items()
-                    if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
-                }
-                merged = {**recipe.train.get("policy_overrides", {}), **overrides}
-                config = recipe.train_config(**given, policy_overrides=merged)
-        except (ValueError, TypeError, KeyError) as err:
-            raise typer.BadParameter(str(err).strip("\"'")) from err
-        try:
-            run_dir = train(config, resume=resume)
-        except (FileNotFoundError, FileExistsError, ValueError) as err:
-            logger.error("%s", err)
-            raise typer.Exit(1) from None
+            recipe = load_recipe(recipe_name)
+            given = {
+                k: v
+                for k, v in kwargs.items()
+                if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+            }
+            policy = str(given.get("policy", recipe.policy))
+            overrides = _parse_overrides(set_items, policy)
+            merged = {**recipe.train.get("policy_overrides", {}), **overrides}
+            config = recipe.train_config(**given, policy_overrides=merged)
+        run_dir = train(config, resume=resume, overwrite=overwrite)
         logger.info("run folder: %s", run_dir)
 
     train_command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

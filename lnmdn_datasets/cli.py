@@ -27,6 +27,7 @@ app = typer.Typer(
     name="datasets",
     help="Demonstration datasets (Minari): list, build, verify, convert, download.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -35,7 +36,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-@app.command("list")
+@app.command("list", short_help="Recipes, embedded and local datasets.")
 def list_cmd() -> None:
     """List the recipes, the embedded datasets and the local Minari datasets."""
     import minari
@@ -69,7 +70,7 @@ def list_cmd() -> None:
     typer.echo("Build a missing one with: lnmdn datasets build ID (or --all).")
 
 
-@app.command()
+@app.command(short_help="Build datasets with their experts.")
 def build(
     dataset_ids: Annotated[
         list[str] | None, typer.Argument(help="Dataset ids (see `lnmdn datasets list`).")
@@ -120,7 +121,7 @@ def build(
         )
 
 
-@app.command()
+@app.command(short_help="Replay self-test and content checksum.")
 def verify(
     dataset_id: Annotated[
         str, typer.Argument(help="A local dataset with stored simulator states.")
@@ -143,8 +144,20 @@ def verify(
         f"{dataset_id}: {report.reproduced}/{report.checked} episodes reproduced, max observation "
         f"error {report.max_obs_error:.3g}"
     )
-    if not report.ok:
+    if report.recorded_checksum is None:
+        state = "no checksum recorded (made before lnmdn recorded them)"
+    elif report.checksum_ok:
+        state = "matches the one recorded when it was made"
+    else:
+        state = f"DIFFERS from the one recorded when it was made, {report.recorded_checksum}"
+    typer.echo(f"{dataset_id}: content sha256 {report.checksum} ({state})")
+    if report.reproduced != report.checked:
         raise _fail(f"replay did not reproduce episodes {report.mismatched[:20]}")
+    if not report.checksum_ok:
+        raise _fail(
+            f"{dataset_id}'s arrays changed after it was written; rebuild it with "
+            f"`lnmdn datasets build {dataset_id} --force`"
+        )
 
 
 class SourceFormat(str, Enum):
@@ -154,7 +167,7 @@ class SourceFormat(str, Enum):
     robomimic = "robomimic"
 
 
-@app.command()
+@app.command(short_help="Convert a Push-T zarr or robomimic hdf5.")
 def convert(
     source_format: Annotated[SourceFormat, typer.Argument(help="pusht-zarr or robomimic.")],
     path: Annotated[Path, typer.Argument(help="The source (zarr folder or hdf5 file).")],
@@ -177,7 +190,7 @@ def convert(
     typer.echo(f"wrote {dataset_id} to {out}")
 
 
-@app.command()
+@app.command(short_help="Download a hosted Minari dataset.")
 def download(
     dataset_id: Annotated[str, typer.Argument(help="e.g. D4RL/pointmaze/umaze-v2")],
 ) -> None:
@@ -191,7 +204,7 @@ def download(
     typer.echo(f"downloaded {dataset_id}")
 
 
-@app.command()
+@app.command(short_help="Pack a local dataset into an .npz.")
 def pack(
     dataset_id: Annotated[str, typer.Argument(help="A local dataset.")],
     output: Annotated[

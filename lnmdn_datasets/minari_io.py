@@ -38,9 +38,12 @@ from gymnasium.envs.registration import EnvSpec
 __all__ = [
     "AUTHOR",
     "AUTHOR_CONTACT",
+    "CHECKSUM_KEY",
     "CODE_URL",
     "DatasetDownloadError",
     "EpisodeRecord",
+    "content_checksum",
+    "dataset_checksum",
     "download_dataset",
     "embedded_dataset_ids",
     "embedded_path",
@@ -60,6 +63,8 @@ AUTHOR_CONTACT = "https://github.com/lnmdn/lnmdn/issues"
 CODE_URL = "https://github.com/lnmdn/lnmdn/tree/main/lnmdn_datasets"
 _BUILD_PREFIX = ".lnmdn-build-"
 _EMBEDDED_PACKAGE = "lnmdn_datasets.embedded"
+CHECKSUM_KEY = "content_sha256"
+"""Dataset metadata key of :func:`content_checksum`, written by :func:`write_dataset`."""
 
 
 class DatasetDownloadError(RuntimeError):
@@ -124,6 +129,41 @@ class EpisodeRecord:
     def __len__(self) -> int:
         """L, the number of steps."""
         return len(self.actions)
+
+
+# -- content checksum ---------------------------------------------------------------------------
+def _hash_array(h: Any, name: str, value: Any) -> None:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            _hash_array(h, f"{name}.{key}", value[key])
+        return
+    arr = np.ascontiguousarray(np.asarray(value))
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+    h.update(arr.tobytes())
+
+
+def content_checksum(episodes: Sequence[EpisodeRecord]) -> str:
+    """SHA-256 of a dataset's content: every episode's arrays (values, dtypes, shapes) and seed.
+
+    Two datasets with the same checksum hold bit-identical data; metadata (description, build
+    time, versions) is not part of it.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for i, ep in enumerate(episodes):
+        h.update(f"episode {i} seed {ep.seed}|".encode())
+        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
+            _hash_array(h, name, getattr(ep, name))
+        _hash_array(h, "infos", ep.infos)
+    return h.hexdigest()
+
+
+def dataset_checksum(dataset_id: str) -> str:
+    """:func:`content_checksum` of a local Minari dataset, computed from the stored arrays."""
+    return content_checksum(read_records(dataset_id))
 
 
 # -- roots, specs -------------------------------------------------------------------------------
@@ -262,7 +302,8 @@ def write_dataset(
         author_email: contact.
         code_permalink: link to the code that made it.
         metadata: extra JSON-ready keys stored in the dataset metadata (expert success rate,
-            seeds, recipe version...).
+            seeds, recipe version...). ``content_sha256`` (:func:`content_checksum` of the
+            stored arrays) is always added.
         force: replace an existing dataset of the same id (the old one stays readable until the
             new one is complete).
 
@@ -346,11 +387,12 @@ def write_dataset(
                 description=description,
                 requirements=["lnmdn>=0.1"],
             )
-            if metadata:
-                from minari.dataset.minari_storage import MinariStorage
+            from minari.dataset.minari_storage import MinariStorage
 
-                storage = MinariStorage.read(build_root / dataset_id / "data")
-                storage.update_metadata(_json_ready(metadata))
+            # the checksum of what was stored, read back as verify will read it
+            extra = {**(metadata or {}), CHECKSUM_KEY: dataset_checksum(dataset_id)}
+            storage = MinariStorage.read(build_root / dataset_id / "data")
+            storage.update_metadata(_json_ready(extra))
         _ensure_namespaces(dataset_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
@@ -519,7 +561,10 @@ def install_embedded(dataset_id: str, path: str | Path | None = None, force: boo
         description=header["description"],
         algorithm_name=header["algorithm_name"],
         code_permalink=header["code_permalink"],
-        metadata={**header["metadata"], "installed_from": "embedded"},
+        metadata={
+            **{k: v for k, v in header["metadata"].items() if k != CHECKSUM_KEY},
+            "installed_from": "embedded",
+        },
         force=force,
     )
 
@@ -534,6 +579,9 @@ def download_dataset(dataset_id: str) -> None:
     import minari
 
     root = minari_root()
+    local_only = _local_only_advice(dataset_id)
+    if local_only is not None:
+        raise DatasetDownloadError(local_only)  # no network round trip for an id never hosted
     existed = (root / dataset_id).exists()
     advice = (
         f"Download it where the network allows (`minari download {dataset_id}`) and copy the "
@@ -554,6 +602,28 @@ def download_dataset(dataset_id: str) -> None:
             f"could not download {dataset_id!r} from Minari's remote "
             f"({type(err).__name__}: {err}). This machine may have no network access. " + advice
         ) from err
+
+
+def _local_only_advice(dataset_id: str) -> str | None:
+    """For an id that is made locally and never hosted (``lnmdn/...``): how to make it."""
+    if not dataset_id.startswith("lnmdn/"):
+        return None
+    from lnmdn_datasets.recipes import RECIPES
+
+    if embedded_path(dataset_id).is_file():
+        how = f"it ships inside the package: `lnmdn datasets build {dataset_id}` installs it"
+    elif dataset_id in RECIPES:
+        how = f"build it from its recipe here: `lnmdn datasets build {dataset_id}`"
+    else:
+        how = (
+            f"it has no recipe (recipes: {sorted(RECIPES)}); make it with `lnmdn datasets "
+            "convert` from its source, or copy its folder into the Minari root "
+            f"({minari_root()}) from the machine that made it"
+        )
+    return (
+        f"{dataset_id!r} is not hosted on any Minari remote (lnmdn datasets are made "
+        f"locally); {how}"
+    )
 
 
 def ensure_local(dataset_id: str) -> bool:

@@ -268,7 +268,7 @@ def build(
     failed: list[int] = []
     attempted = 0
     start = time.perf_counter()
-    bar = tqdm(total=target, desc=recipe.dataset_id, unit="ep", disable=not progress)
+    bar = tqdm(total=target, desc=recipe.dataset_id, unit="ep", disable=None if progress else True)
     try:
         while len(kept) < target:
             if attempted >= max_attempts:
@@ -348,6 +348,9 @@ class ReplayReport:
         max_obs_error: largest absolute observation difference over all replayed steps
             (measured: exactly 0 on every built dataset, Can included).
         mismatched: indices of the episodes that did not reproduce.
+        checksum: ``content_sha256`` of the stored arrays, computed now.
+        recorded_checksum: the one written into the metadata when the dataset was made (None
+            for datasets made before checksums were recorded).
     """
 
     dataset_id: str
@@ -355,11 +358,18 @@ class ReplayReport:
     reproduced: int
     max_obs_error: float
     mismatched: list[int]
+    checksum: str = ""
+    recorded_checksum: str | None = None
+
+    @property
+    def checksum_ok(self) -> bool:
+        """The stored arrays are those written (True when no checksum was recorded)."""
+        return self.recorded_checksum is None or self.recorded_checksum == self.checksum
 
     @property
     def ok(self) -> bool:
-        """Every replayed episode reproduced."""
-        return self.reproduced == self.checked
+        """Every replayed episode reproduced and the content checksum matches."""
+        return self.reproduced == self.checked and self.checksum_ok
 
 
 def verify(
@@ -379,15 +389,33 @@ def verify(
         n_episodes: replay only the first ``n_episodes`` (default: all).
         atol: observation tolerance (None: success only; the report has the largest error).
         progress: show a tqdm progress bar.
+
+    Raises:
+        FileNotFoundError: the dataset is not local (the message says how to make it).
     """
     import minari
 
+    from lnmdn_datasets.minari_io import CHECKSUM_KEY, dataset_checksum, minari_root
+
+    if dataset_id not in minari.list_local_datasets():
+        how = (
+            f"build it with `lnmdn datasets build {dataset_id}`"
+            if dataset_id in RECIPES
+            else f"local datasets: {sorted(minari.list_local_datasets())}"
+        )
+        raise FileNotFoundError(
+            f"dataset {dataset_id!r} not found in the Minari root {minari_root()}; verify "
+            f"replays a local dataset: {how}"
+        )
     dataset = minari.load_dataset(dataset_id)
+    recorded_checksum = dataset.storage.metadata.get(CHECKSUM_KEY)
     env = dataset.recover_environment()
     n = dataset.total_episodes if n_episodes is None else min(n_episodes, dataset.total_episodes)
     reproduced, max_err, mismatched = 0, 0.0, []
     try:
-        for i in tqdm(range(n), desc=f"replay {dataset_id}", unit="ep", disable=not progress):
+        for i in tqdm(
+            range(n), desc=f"replay {dataset_id}", unit="ep", disable=None if progress else True
+        ):
             ep = dataset[i]
             infos = ep.infos or {}
             if "state" not in infos:
@@ -406,4 +434,12 @@ def verify(
                 mismatched.append(i)
     finally:
         env.close()
-    return ReplayReport(dataset_id, n, reproduced, max_err, mismatched)
+    return ReplayReport(
+        dataset_id,
+        n,
+        reproduced,
+        max_err,
+        mismatched,
+        checksum=dataset_checksum(dataset_id),
+        recorded_checksum=str(recorded_checksum) if recorded_checksum else None,
+    )

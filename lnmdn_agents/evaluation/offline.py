@@ -36,7 +36,7 @@ from torch import Tensor
 
 from lnmdn_agents.policies.base import Policy
 
-__all__ = ["evaluate_offline", "offline_metrics"]
+__all__ = ["evaluate_offline", "offline_metrics", "window_index"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,22 @@ def _third_difference(chunks: Tensor) -> Tensor:
         + 3 * chunks[..., 1:-2, :]
         - chunks[..., :-3, :]
     )
+
+
+def window_index(n: int, max_windows: int | None, seed: int) -> np.ndarray:
+    """Indices of the windows :func:`evaluate_offline` evaluates.
+
+    All ``n``, or a sorted seeded subset of ``max_windows``, so that other measurements (the
+    bench's inference-step sweep) can use exactly the same windows.
+    """
+    if max_windows is None or max_windows >= n:
+        if max_windows is not None and max_windows < 1:
+            raise ValueError(f"max_windows must be >= 1 or None, got {max_windows=}")
+        return np.arange(n)
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1 or None, got {max_windows=}")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_windows, replace=False))
 
 
 @torch.no_grad()
@@ -148,7 +164,8 @@ def offline_metrics(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="offline eval", unit="batch", leave=False)
+        # a bar on a terminal only (disable=None): redraws flood a log file
+        starts = tqdm(starts, desc="offline eval", unit="batch", leave=False, disable=None)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -251,13 +268,7 @@ def evaluate_offline(
             f"the {split!r} split of {dataset_id!r} has no windows; the dataset has too few "
             "episodes for a held-out split"
         )
-    index = np.arange(n)
-    if max_windows is not None:
-        if max_windows < 1:
-            raise ValueError(f"max_windows must be >= 1 or None, got {max_windows=}")
-        if max_windows < n:
-            rng = np.random.default_rng(seed)
-            index = np.sort(rng.choice(n, size=max_windows, replace=False))
+    index = window_index(n, max_windows, seed)
     items = [windows[int(i)] for i in index]
     obs = torch.stack([torch.as_tensor(it["obs"]) for it in items])
     actions = torch.stack([torch.as_tensor(it["action"]) for it in items])

@@ -35,7 +35,8 @@ def comparison_rows(
 
     Columns: run, policy, parameters, NLL/element (``*`` = bound), deterministic MSE, best-of-1
     and best-of-K_max MSE, diversity, success rate [95% CI], mean score, mean episode length,
-    latency (end to end / head, ms). Errors are in normalised action units.
+    latency (end to end / head, ms). Errors are in normalised action units. The offline
+    columns (NLL to diversity) are left out when no entry has offline metrics.
     """
     k_max = 1
     for e in entries:
@@ -92,6 +93,11 @@ def comparison_rows(
                 f"{_fmt(lat.get('end_to_end_ms'), '.1f')}/{_fmt(lat.get('head_ms'), '.1f')}",
             ]
         )
+    if not any(e.get("offline") for e in entries):
+        offline_cols = {"NLL/el", "MSE det", "best-of-1", f"best-of-{k_max}", "diversity"}
+        keep = [i for i, h in enumerate(header) if h not in offline_cols]
+        header = [header[i] for i in keep]
+        rows = [[r[i] for i in keep] for r in rows]
     return header, rows
 
 
@@ -288,10 +294,13 @@ def plot_sample_efficiency(
 def plot_trajectories(
     data: dict[str, dict[str, dict[str, Any]]], path: Path, n_windows: int = 2
 ) -> Path | None:
-    """Sampled chunks against the demonstration, first two action dimensions as x-y.
+    """Sampled chunks against the demonstration, in each task's plane.
 
     ``data[task][policy] = {"demo": (W, T, Da), "samples": (W, K, T, Da), "obs": (W, To, Do)}``
-    in raw units. One row per task, one column per (window, policy).
+    in raw units, drawn as the first two action dimensions, named by ``"labels"`` (x, y) when
+    given. With ``"xy_demo"`` (W, L, 2) and ``"xy_samples"`` (W, K, L, 2) (positions, e.g. the
+    ball's path in a maze) those are drawn instead, over ``"walls"`` (cell centres, 1 x 1).
+    One row per task, one column per (window, policy).
     """
     if not data:
         return None
@@ -310,8 +319,16 @@ def plot_trajectories(
                 if d is None or len(d["demo"]) <= w:
                     ax.axis("off")
                     continue
-                demo = np.asarray(d["demo"])[w]
-                samples = np.asarray(d["samples"])[w]
+                if "xy_demo" in d:
+                    demo = np.asarray(d["xy_demo"][w], dtype=float)
+                    samples = [np.asarray(s, dtype=float) for s in d["xy_samples"][w]]
+                    for wx, wy in d.get("walls", []):
+                        ax.add_patch(
+                            plt.Rectangle((wx - 0.5, wy - 0.5), 1, 1, color="0.8", zorder=0)
+                        )
+                else:
+                    demo = np.asarray(d["demo"])[w]
+                    samples = list(np.asarray(d["samples"])[w])
                 for k, s in enumerate(samples):
                     ax.plot(
                         s[:, 0],
@@ -332,8 +349,9 @@ def plot_trajectories(
                 )
                 ax.plot(demo[0, 0], demo[0, 1] if demo.shape[1] > 1 else 0, "k*", ms=10)
                 ax.set_title(f"{task} · {policy} · window {w}", fontsize=9)
-                ax.set_xlabel("action dim 0")
-                ax.set_ylabel("action dim 1")
+                xlabel, ylabel = d.get("labels") or ("action dim 0", "action dim 1")
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel(ylabel)
                 ax.set_aspect("equal", adjustable="datalim")
                 if w == 0 and p_i == 0:
                     ax.legend(fontsize=7, loc="best")

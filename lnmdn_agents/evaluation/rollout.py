@@ -27,12 +27,15 @@ episode's best ``info["score"]`` (Diffusion Policy's convention: max over the ep
 
 from __future__ import annotations
 
+import ast
+import difflib
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import gymnasium as gym
 import numpy as np
@@ -43,12 +46,14 @@ from lnmdn_agents.policies.base import Policy
 
 __all__ = [
     "EVAL_SEED_BASE",
+    "check_env_id",
     "check_seeds_disjoint",
     "dataset_seeds",
     "eval_seeds",
     "evaluate",
     "make_eval_env",
     "rollout",
+    "spawn_is_safe",
     "wilson_interval",
 ]
 
@@ -130,6 +135,66 @@ def check_seeds_disjoint(seeds: Sequence[int], dataset_id: str) -> bool:
 
 
 # -- env construction ---------------------------------------------------------------------------
+def check_env_id(env_id: str) -> None:
+    """Raise a ``ValueError`` naming the close matches when ``env_id`` is not a registered env."""
+    import lnmdn_envs  # noqa: F401  (registers the lnmdn/* ids)
+
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as err:
+        known = sorted(k for k in gym.registry if k.startswith("lnmdn/"))
+        close = difflib.get_close_matches(env_id, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown env id {env_id!r} ({err}).{hint} lnmdn ids: {known}"
+        ) from None
+
+
+def _is_main_guard(node: ast.AST) -> TypeGuard[ast.If]:
+    """``if __name__ == "__main__":`` (either operand order)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    sides = [test.left, *test.comparators]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    consts = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and consts == ["__main__"] and len(test.ops) == 1
+
+
+def spawn_is_safe() -> bool:
+    """Whether ``forkserver``/``spawn`` worker processes can start from the current call.
+
+    Such workers import the parent's ``__main__`` script again (as ``__mp_main__``). A script
+    that reaches this call from its top level, outside an ``if __name__ == "__main__":`` block,
+    would run again in every worker and fail in multiprocessing's bootstrapping. Safe: an
+    interactive session, ``python -c``, a package's ``__main__``, or a call made inside such a
+    guard (also through functions it calls).
+    """
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    if spec_name is not None:
+        if spec_name == "__main__" or spec_name.endswith(".__main__"):
+            return True  # multiprocessing does not re-run a package's __main__
+    elif not getattr(main, "__file__", None):
+        return True  # interactive, notebook, python -c: nothing is re-run
+    frame = sys._getframe(1)
+    while frame is not None and not (
+        frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return True  # not under the script's top level (a thread, a callback)
+    try:
+        tree = ast.parse(Path(frame.f_code.co_filename).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    line = frame.f_lineno
+    return any(
+        _is_main_guard(node) and node.lineno <= line <= (node.end_lineno or node.lineno)
+        for node in ast.walk(tree)
+    )
+
+
 def _is_mujoco(env_id: str) -> bool:
     try:
         from lnmdn_envs.registration import TASKS
@@ -199,7 +264,8 @@ def make_eval_env(
         n_action_steps: Ta, must match the policy.
         env_kwargs: extra task keyword arguments.
         vectorization_mode: ``"sync"`` or ``"async"``; default: async (forkserver) for the
-            MuJoCo tasks when ``n_envs > 1``, sync otherwise.
+            MuJoCo tasks when ``n_envs > 1`` and workers can start safely
+            (:func:`spawn_is_safe`), sync otherwise.
         record_frames: render every single step (needs an lnmdn id with ``rgb_array`` rendering).
             ``env_kwargs["max_episode_steps"]`` counts single steps (the task's time limit).
     """
@@ -207,7 +273,18 @@ def make_eval_env(
 
     kwargs = dict(env_kwargs or {})
     if vectorization_mode is None:
-        vectorization_mode = "async" if (_is_mujoco(env_id) and n_envs > 1) else "sync"
+        vectorization_mode = "sync"
+        if _is_mujoco(env_id) and n_envs > 1:
+            if spawn_is_safe():
+                vectorization_mode = "async"
+            else:
+                logger.info(
+                    "%s: sync vector envs, since the calling script has no `if __name__ == "
+                    "'__main__':` guard around this call (async workers would re-run it); add one "
+                    "or pass vectorization_mode='async' to step the %d envs in parallel",
+                    env_id,
+                    n_envs,
+                )
     if vectorization_mode not in ("sync", "async"):
         raise ValueError(
             f"vectorization_mode must be 'sync' or 'async', got {vectorization_mode!r}"
@@ -292,12 +369,15 @@ def rollout(
         deterministic: passed to ``policy.predict``.
         n_videos: record frames of the first ``n_videos`` episodes (the env must come from
             ``make_eval_env(..., record_frames=True)``).
-        progress: tqdm bar over finished episodes.
+        progress: report progress: a tqdm bar over finished episodes on a terminal, otherwise
+            one log line each time a batch of ``B`` episodes has finished.
         torch_seed: seeds torch's RNG for the policy's sampling (global state restored after).
 
     Returns:
         ``(episodes, frames)``: per-episode dicts ordered by episode index (``episode``, ``seed``,
-        ``success``, ``score``, ``final_score``, ``length`` in single env steps, ``return``), and
+        ``success``, ``score``, ``final_score``, ``length`` in single env steps, ``chunks``: policy
+        calls, i.e. vector-env steps, which is what SB3's ``evaluate_policy`` counts as the
+        episode length, ``return``), and
         ``{episode index: frames}`` for the recorded episodes.
     """
     seeds = [int(s) for s in seeds]
@@ -319,7 +399,14 @@ def rollout(
     next_episode = min(b, n_episodes)
     park_seed = [seeds[min(i, n_episodes - 1)] for i in range(b)]
     acc = [
-        {"success": False, "score": -math.inf, "final_score": float("nan"), "length": 0, "ret": 0.0}
+        {
+            "success": False,
+            "score": -math.inf,
+            "final_score": float("nan"),
+            "length": 0,
+            "chunks": 0,
+            "ret": 0.0,
+        }
         for _ in range(b)
     ]
     results: dict[int, dict[str, Any]] = {}
@@ -335,7 +422,10 @@ def rollout(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_episodes, desc="rollout", unit="ep", leave=False)
+        # a bar on a terminal only (disable=None); in a log, one line per batch of B episodes
+        bar = tqdm(total=n_episodes, desc="rollout", unit="ep", leave=False, disable=None)
+    log_batches = progress and (bar is None or bar.disable)
+    t_start = time.perf_counter()
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed)
@@ -357,6 +447,7 @@ def rollout(
                     a["ret"] += float(reward[i])
                     n_steps = _info_at(info_src, "n_steps", i)
                     a["length"] += int(n_steps) if n_steps is not None else 1
+                    a["chunks"] += 1
                     succ = _info_at(info_src, "is_success", i)
                     if succ is not None and bool(succ):
                         a["success"] = True
@@ -374,19 +465,28 @@ def rollout(
                             "score": float(best),
                             "final_score": float(final if not math.isnan(final) else best),
                             "length": int(a["length"]),
+                            "chunks": int(a["chunks"]),
                             "return": float(a["ret"]),
                             "terminated": bool(terminated[i]),
                         }
+                        rate = float(np.mean([r["success"] for r in results.values()]))
                         if bar is not None:
                             bar.update(1)
-                            bar.set_postfix(
-                                success=f"{np.mean([r['success'] for r in results.values()]):.2f}"
+                            bar.set_postfix(success=f"{rate:.2f}")
+                        if log_batches and (len(results) % b == 0 or len(results) == n_episodes):
+                            logger.info(
+                                "rollout: %d/%d episodes, success so far %.2f, %.0f s",
+                                len(results),
+                                n_episodes,
+                                rate,
+                                time.perf_counter() - t_start,
                             )
                         acc[i] = {
                             "success": False,
                             "score": -math.inf,
                             "final_score": float("nan"),
                             "length": 0,
+                            "chunks": 0,
                             "ret": 0.0,
                         }
                         if next_episode < n_episodes:
@@ -478,7 +578,9 @@ def evaluate(
 
     Returns:
         A JSON-ready dict: ``success_rate``, ``success_ci95`` (Wilson), ``n_successes``,
-        ``mean_score``/``std_score`` (best per-episode ``info["score"]``), ``mean_length``,
+        ``mean_score``/``std_score`` (best per-episode ``info["score"]``), ``mean_length`` (in
+        single env steps), ``mean_chunks`` (policy calls per episode: what SB3's
+        ``evaluate_policy`` reports as the episode length),
         ``mean_return``, ``wall_time_s``, ``env_steps_per_sec``, ``seeds``, ``episodes`` (one
         dict per episode), ``videos`` (paths) and the settings used.
     """
@@ -491,6 +593,7 @@ def evaluate(
         raise ValueError("evaluation seeds must be distinct (each episode a new initial state)")
     if video_format not in ("gif", "mp4"):
         raise ValueError(f"video_format must be 'gif' or 'mp4', got {video_format!r}")
+    check_env_id(env_id)
     seeds_checked = False
     if dataset_id is not None:
         seeds_checked = check_seeds_disjoint(seeds, dataset_id)
@@ -549,6 +652,7 @@ def evaluate(
         "mean_score": float(scores.mean()),
         "std_score": float(scores.std()),
         "mean_length": float(lengths.mean()),
+        "mean_chunks": float(np.mean([e["chunks"] for e in episodes])),
         "mean_return": float(np.mean([e["return"] for e in episodes])),
         "wall_time_s": wall,
         "env_steps_per_sec": float(lengths.sum() / wall) if wall > 0 else float("nan"),

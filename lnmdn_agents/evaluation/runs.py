@@ -18,7 +18,14 @@ from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, to
 from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
 
-__all__ = ["DATASET_ENVS", "env_for_dataset", "evaluate_run", "read_metrics", "read_train_config"]
+__all__ = [
+    "DATASET_ENVS",
+    "env_for_dataset",
+    "evaluate_run",
+    "list_runs",
+    "read_metrics",
+    "read_train_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +71,70 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def _best(records: list[dict[str, Any]], key: str, best: Any = max) -> float | None:
+    values = [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
+    return best(values) if values else None
+
+
+def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
+    """Every training run under ``root`` (folders holding ``train_config.json``), sorted by path.
+
+    Returns:
+        One dict per run: ``run`` (path relative to ``root``), ``policy``, ``dataset``,
+        ``epochs_done`` (the latest checkpoint's), ``epochs`` (planned), ``best_val_score`` (best
+        closed-loop validation mean score, ``eval/mean_score``, or None), ``best_val_nll`` (lowest
+        ``val/nll``), ``best_val_loss``, and from ``eval_info.json`` when ``lnmdn eval`` ran:
+        ``test_success_rate``, ``test_episodes``, ``test_score``.
+
+    Raises:
+        NotADirectoryError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(
+            f"{root} is not a folder; pass the folder that holds the runs (lnmdn train writes "
+            "them under --output-dir, default runs)"
+        )
+    out = []
+    for cfg_path in sorted(root.rglob("train_config.json")):
+        run = cfg_path.parent
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            logger.warning("skipping %s: unreadable train_config.json", run)
+            continue
+        records = read_metrics(run)
+        done = 0
+        latest = run / "checkpoints" / "latest.json"
+        try:
+            done = int(json.loads(latest.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            done = len(records)
+        entry: dict[str, Any] = {
+            "run": str(run.relative_to(root)) if run != root else ".",
+            "policy": cfg.get("policy"),
+            "dataset": cfg.get("dataset"),
+            "epochs_done": done,
+            "epochs": cfg.get("epochs"),
+            "best_val_score": _best(records, "eval/mean_score"),
+            "best_val_nll": _best(records, "val/nll", min),
+            "best_val_loss": _best(records, "val/loss", min),
+            "test_success_rate": None,
+            "test_episodes": None,
+            "test_score": None,
+        }
+        try:
+            closed = json.loads((run / "eval_info.json").read_text()).get("closed_loop") or {}
+        except (OSError, json.JSONDecodeError):
+            closed = {}
+        if closed:
+            entry["test_success_rate"] = closed.get("success_rate")
+            entry["test_episodes"] = closed.get("n_episodes")
+            entry["test_score"] = closed.get("mean_score")
+        out.append(entry)
+    return out
+
+
 def evaluate_run(
     run_dir: str | Path,
     env_id: str | None = None,
@@ -81,6 +152,9 @@ def evaluate_run(
     progress: bool = True,
     write: bool = True,
     threads: int | None = 1,
+    deterministic: bool = False,
+    num_inference_steps: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate one run folder and write ``eval_info.json`` into it.
 
@@ -100,6 +174,10 @@ def evaluate_run(
         progress: progress bars.
         write: write ``eval_info.json``.
         threads: torch threads while evaluating (None: leave torch's setting).
+        deterministic: closed-loop actions with ``deterministic=True`` (mixture: the most
+            likely component's mean; diffusion: no noise).
+        num_inference_steps: denoising steps at inference (diffusion, lwd); None: the run's.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``: where the policy runs.
 
     Returns:
         ``{"name", "run_dir", "policy", "dataset", "env_id", "params", "latency", "offline",
@@ -121,7 +199,47 @@ def evaluate_run(
             seed=seed,
             progress=progress,
             write=write,
+            deterministic=deterministic,
+            num_inference_steps=num_inference_steps,
+            device=device,
         )
+
+
+def _resolve_eval_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} but CUDA is not available; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    return device
+
+
+def set_inference_steps(policy: Any, steps: int) -> None:
+    """Set a diffusion-type policy's denoising steps at inference.
+
+    Raises:
+        ValueError: the policy has no inference steps, or ``steps`` is out of its range.
+    """
+    cfg = policy.config
+    if not hasattr(cfg, "num_inference_steps"):
+        raise ValueError(
+            f"policy {cfg.name!r} has no inference steps (it samples in one pass); drop "
+            "--inference-steps"
+        )
+    limit = int(getattr(cfg, "num_train_timesteps", steps))
+    if not 1 <= steps <= limit:
+        raise ValueError(
+            f"--inference-steps must be in [1, {limit}] (the policy's num_train_timesteps), "
+            f"got {steps}"
+        )
+    setter = getattr(policy, "set_num_inference_steps", None)
+    if callable(setter):
+        setter(steps)
+    else:
+        cfg.num_inference_steps = steps
 
 
 def _evaluate_run(
@@ -140,9 +258,17 @@ def _evaluate_run(
     seed: int,
     progress: bool,
     write: bool,
+    deterministic: bool,
+    num_inference_steps: int | None,
+    device: str,
 ) -> dict[str, Any]:
+    from lnmdn_agents.evaluation.rollout import check_env_id
+
     t0 = time.perf_counter()
-    policy = load_policy(run_dir)
+    device = _resolve_eval_device(device)
+    policy = load_policy(run_dir, map_location=device)
+    if num_inference_steps is not None:
+        set_inference_steps(policy, num_inference_steps)
     train_cfg = read_train_config(run_dir)
     dataset_id = dataset_id or train_cfg.get("dataset")
     if env_id is None:
@@ -152,6 +278,8 @@ def _evaluate_run(
                 "--dataset for the offline metrics)"
             )
         env_id = env_for_dataset(dataset_id)
+    if closed_loop and n_episodes > 0:
+        check_env_id(env_id)
     split_seed = int(train_cfg.get("split_seed", train_cfg.get("seed", 0)))
     info: dict[str, Any] = {
         "name": run_dir.name,
@@ -160,6 +288,12 @@ def _evaluate_run(
         "dataset": dataset_id,
         "env_id": env_id,
         "params": count_parameters(policy),
+        "settings": {
+            "deterministic": deterministic,
+            "num_inference_steps": getattr(policy.config, "num_inference_steps", None),
+            "device": device,
+            "seed": seed,
+        },
     }
     if latency_calls > 0:
         info["latency"] = policy_latency(policy, n_calls=latency_calls, warmup=3, seed=seed)
@@ -186,6 +320,7 @@ def _evaluate_run(
             progress=progress,
             dataset_id=dataset_id if dataset_id and dataset_id.startswith("lnmdn/") else None,
             torch_seed=seed,
+            deterministic=deterministic,
         )
     info["wall_time_s"] = time.perf_counter() - t0
     if write:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lnmdn_agents.config_fields import check_field_types
 from lnmdn_agents.policies.normalizer import MinMaxNormalizer
 
 __all__ = [
@@ -59,6 +60,7 @@ class PolicyConfig:
     n_action_steps: int = 8
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # every field of every policy config, named when wrong
         for f in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"):
             value = getattr(self, f)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

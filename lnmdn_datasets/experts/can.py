@@ -235,7 +235,7 @@ def measure_can_expert(
     expert = CanExpert()
     start = time.perf_counter()
     lengths, successes, failed = [], [], []
-    for i in tqdm(range(n_episodes), desc="Can expert", unit="ep"):
+    for i in tqdm(range(n_episodes), desc="Can expert", unit="ep", disable=None):
         ep = rollout_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
         lengths.append(len(ep.actions))
         successes.append(ep.success)

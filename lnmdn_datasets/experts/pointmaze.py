@@ -213,7 +213,10 @@ def measure_pointmaze_expert(
     expert = PointMazeExpert(**expert_kwargs)
     start = time.perf_counter()
     lengths, failed, routes = [], [], []
-    for i in tqdm(range(n_episodes), desc=f"PointMaze-{maze} expert", unit="ep", leave=False):
+    bar = tqdm(
+        range(n_episodes), desc=f"PointMaze-{maze} expert", unit="ep", leave=False, disable=None
+    )
+    for i in bar:
         ep = rollout_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
         lengths.append(len(ep.actions))
         routes.append(bimodal_route(env.unwrapped, ep.states))

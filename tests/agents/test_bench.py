@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -72,12 +73,20 @@ def tiny_preset(**kw):
     return make_preset("demo", **base)
 
 
-def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch):
+def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch, capsys):
+    import os
+
     import lnmdn_agents.bench as bench
 
     out = tmp_path / "bench"
     preset = tiny_preset()
-    results = bench.run_bench(preset, out)
+    old_umask = os.umask(0o022)
+    try:
+        results = bench.run_bench(preset, out, command="lnmdn bench --preset demo")
+    finally:
+        os.umask(old_umask)
+    # stderr is not a terminal here: no progress-bar redraws (a 1-epoch bench wrote 49 KB of them)
+    assert "\r" not in capsys.readouterr().err
     assert sorted(results["computed"]) == sorted(
         cell_id("pusht", p, 1.0, 0) for p in ("liquid_mdn", "diffusion")
     )
@@ -96,6 +105,29 @@ def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypat
     assert "sample_efficiency" not in results["figures"]  # one fraction: nothing to draw
     report = (out / "report.md").read_text()
     assert "| pusht | liquid_mdn |" in report and "figures/best_of_k.png" in report
+    # one source of numbers: the sweep's point at the configured 3 DDIM steps is the table's
+    diffusion = summary["diffusion"]
+    point = next(p for p in sweep if p["steps"] == 3)
+    assert point["source"] == "table"
+    assert point["latency_ms"] == diffusion["latency"]["end_to_end_ms"]
+    assert point["mse"] == diffusion["offline"]["best_of_k_mse"]["10"]
+    assert next(p for p in sweep if p["steps"] == 1)["n_windows"] == 16  # sweep_max_windows
+    # the command, each cell's config and the gifs are in the report
+    assert "Command: `lnmdn bench --preset demo`" in report
+    assert (
+        "| pusht/diffusion/frac1/seed0 | d_model=16, n_layers=1, n_heads=2, down_dims=8,16,16"
+        in report
+    )
+    gifs = re.findall(r"!\[[^]]*\]\(([^)]+\.gif)\)", report)
+    assert len(gifs) == 2 and all((out / g).is_file() for g in gifs)
+    # world-readable outputs (umask 022), not mkstemp's 0600
+    for path in (out / "report.md", out / "results.json", *(out / "cells").glob("*.json")):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    run_files = (out / "runs" / "pusht_diffusion_frac1_seed0").rglob("*")
+    assert all(p.stat().st_mode & 0o004 for p in run_files), "a run file is not world-readable"
+    cell = json.loads(next((out / "cells").glob("pusht__diffusion*.json")).read_text())
+    assert cell["trajectories"]["labels"] == ["agent target x (px)", "agent target y (px)"]
+    assert cell["train_config"]["epochs"] == 1 and cell["command"] == "lnmdn bench --preset demo"
     saved = json.loads((out / "results.json").read_text())
     assert saved["n_cells"] == 2
 
@@ -140,6 +172,68 @@ def test_eval_cli_writes_eval_info_and_compares_runs(tiny_pusht, tmp_path):
         assert info["params"]["total"] > 0
 
 
+def test_eval_no_offline_table_has_no_offline_columns(tiny_pusht, tmp_path):
+    from lnmdn_agents.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        policy="liquid_mdn",
+        dataset=tiny_pusht,
+        epochs=1,
+        output_dir=str(tmp_path / "runs"),
+        val_max_windows=16,
+        progress=False,
+        num_threads=1,
+        policy_overrides=TINY_MODELS["liquid_mdn"],
+    )
+    run = train(cfg)
+    result = CliRunner().invoke(
+        app,
+        ["eval", str(run), "--episodes", "1", "--no-offline", "--deterministic", "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output
+    header = result.output.splitlines()[0].split("  ")
+    assert "best-of-1" not in result.output and "MSE det" not in result.output
+    assert len([h for h in header if h.strip()]) == len({h.strip() for h in header if h.strip()})
+    assert "ep len in env steps" in result.output
+    info = json.loads((Path(run) / "eval_info.json").read_text())
+    assert info["settings"]["deterministic"] is True
+    assert info["closed_loop"]["deterministic"] is True
+    assert info["closed_loop"]["mean_chunks"] == pytest.approx(
+        info["closed_loop"]["mean_length"] / 8, abs=1
+    )
+    listed = CliRunner().invoke(app, ["runs", "list", str(tmp_path / "runs")])
+    assert listed.exit_code == 0, listed.output
+    row = listed.output.splitlines()[2]
+    assert row.split()[:4] == [run.name, "liquid_mdn", tiny_pusht, "1/1"]
+    assert row.split()[-2:] == [f"{info['closed_loop']['success_rate']:.2f}", "(n=1)"]
+
+
+def test_maze_trajectories_are_drawn_in_the_maze_plane(_isolated_minari_root):
+    """PointMaze chunks become the ball's x-y path: replaying the demo chunk from the window's
+    observation retraces the recorded positions, and the figure's axes say x (m), y (m)."""
+    from lnmdn_agents.bench import _maze_paths
+    from lnmdn_agents.data import load_episodes
+    from lnmdn_agents.evaluation.report import plot_trajectories
+    from lnmdn_datasets.recipes import build
+
+    build("lnmdn/pointmaze-bimodal/expert-v0", n_episodes=2, progress=False)
+    ep = load_episodes("lnmdn/pointmaze-bimodal/expert-v0")[0]
+    t, to, horizon = 10, 2, 16
+    obs = ep.observations[t - to + 1 : t + 1]
+    demo = ep.actions[t - to + 1 : t - to + 1 + horizon]
+    traj = {"obs": [obs.tolist()], "demo": [demo.tolist()], "samples": [[demo.tolist()]]}
+    paths = _maze_paths("lnmdn/PointMaze-Bimodal-v0", traj, n_obs_steps=to)
+    xy = np.asarray(paths["xy_demo"][0])
+    recorded = ep.observations[t : t + len(xy), :2]
+    assert xy.shape == (horizon - to + 2, 2)
+    np.testing.assert_allclose(xy, recorded, atol=1e-4)  # float32 observations as the start state
+    assert paths["xy_samples"][0][0] == paths["xy_demo"][0]
+    assert paths["labels"] == ["x (m)", "y (m)"] and [0.0, 0.0] in paths["walls"]
+    fig = plot_trajectories({"pointmaze-bimodal": {"diffusion": {**traj, **paths}}},
+                            _isolated_minari_root / "traj.png", n_windows=1)  # fmt: skip
+    assert fig is not None and fig.stat().st_size > 5000
+
+
 def test_eval_cli_rejects_a_folder_that_is_not_a_run(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(tmp_path), "--episodes", "1"])
     assert result.exit_code != 0
@@ -163,9 +257,8 @@ def test_plan_filters_and_presets():
 
 
 def test_bench_cli_lists_cells(tmp_path):
-    result = CliRunner().invoke(
-        app, ["bench", "--preset", "paper", "--task", "pusht", "--list", "--out", str(tmp_path)]
-    )
+    args = ["bench", "--preset", "paper", "--task", "pusht", "--list", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("todo  pusht/")
@@ -179,8 +272,10 @@ def test_bench_task_option_runs_the_preset_on_a_task_it_does_not_list(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert result.output.split() == [
-        "todo", "pointmaze-bimodal/liquid_mdn/frac1/seed0",
-        "todo", "pointmaze-bimodal/diffusion/frac1/seed0",
+        "todo",
+        "pointmaze-bimodal/liquid_mdn/frac1/seed0",
+        "todo",
+        "pointmaze-bimodal/diffusion/frac1/seed0",
     ]
 
 

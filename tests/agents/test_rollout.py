@@ -205,3 +205,76 @@ def test_bad_arguments_are_explained():
         evaluate(policy, PUSHT, n_episodes=3, seeds=[1, 2], progress=False)
     with pytest.raises(ValueError, match="distinct"):
         evaluate(policy, PUSHT, n_episodes=2, seeds=[1, 1], progress=False)
+
+
+def test_episode_length_in_env_steps_and_in_chunks_as_sb3_counts_it():
+    """evaluate: mean_length in env steps (300 for a full Push-T episode), mean_chunks in policy
+    calls, which is what SB3's evaluate_policy reports as the episode length (ceil(300 / 8))."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    policy = ChaseBlockPolicy(pusht_cfg())
+    seed = EVAL_SEED_BASE + 3
+    out = evaluate(policy, PUSHT, 1, seeds=[seed], n_envs=1, deterministic=True, progress=False)
+    venv = DummyVecEnv([lambda: Monitor(gym.make(PUSHT))])
+    venv.seed(seed)  # the same start as evaluate's episode
+    _, sb3_lengths = evaluate_policy(
+        policy, venv, n_eval_episodes=1, deterministic=True, return_episode_rewards=True
+    )
+    venv.close()
+    episode = out["episodes"][0]
+    assert sb3_lengths == [episode["chunks"]] and out["mean_chunks"] == episode["chunks"]
+    assert episode["chunks"] == math.ceil(episode["length"] / 8) < episode["length"]
+
+
+UNGUARDED = """
+import sys
+sys.path.insert(0, {tests!r})
+import torch
+from test_rollout import pusht_cfg
+from lnmdn_agents.evaluation import evaluate
+from lnmdn_agents.evaluation.rollout import make_eval_env, spawn_is_safe
+from lnmdn_agents.policies.base import PolicyConfig
+from test_rollout import ChaseBlockPolicy
+
+class Still(ChaseBlockPolicy):
+    def predict_chunk(self, obs, *, deterministic=False):
+        obs = self.check_obs(obs)
+        return torch.zeros(obs.shape[0], self.config.horizon, 2)
+
+policy = Still(PolicyConfig(obs_dim=6, action_dim=2, n_obs_steps=2, horizon=16, n_action_steps=8))
+print("safe at top level:", spawn_is_safe())
+out = evaluate(policy, "lnmdn/PointMaze-Bimodal-v0", n_episodes=2, n_envs=2, progress=False)
+print("episodes", out["n_episodes"], out["mean_length"])
+if __name__ == "__main__":
+    print("safe in the guard:", spawn_is_safe())
+"""
+
+
+def test_evaluate_runs_from_a_script_without_a_main_guard(tmp_path):
+    """The README's evaluate(...) pasted into a file without `if __name__ == "__main__":` used to
+    crash (forkserver workers re-ran the script); it now runs with sync envs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "eval_script.py"
+    script.write_text(UNGUARDED.format(tests=str(Path(__file__).parent)))
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "safe at top level: False" in proc.stdout
+    assert "episodes 2 300.0" in proc.stdout
+    assert "safe in the guard: True" in proc.stdout
+    assert "bootstrapping" not in proc.stderr
+
+
+def test_off_a_terminal_one_log_line_per_batch_of_episodes(caplog, capsys):
+    policy = ChaseBlockPolicy(pusht_cfg())
+    with caplog.at_level("INFO", logger="lnmdn_agents.evaluation.rollout"):
+        evaluate(policy, PUSHT, 4, n_envs=2, env_kwargs={"max_episode_steps": 16})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rollout:")]
+    assert [x.split(",")[0] for x in lines] == ["rollout: 2/4 episodes", "rollout: 4/4 episodes"]
+    assert "\r" not in capsys.readouterr().err  # no tqdm redraws off a terminal

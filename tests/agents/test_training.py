@@ -294,3 +294,82 @@ def test_closed_loop_validation_options_are_checked(tmp_path):
         config(tmp_path, eval_every=-1)
     with pytest.raises(ValueError, match="eval_episodes >= 1"):
         config(tmp_path, eval_every=2, eval_episodes=0)
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(tmp_path):
+    eps = synthetic_episodes()
+    run = train(config(tmp_path, epochs=2), episodes=eps)
+    before = weights(run)
+    extended = train(config(tmp_path, epochs=3), resume=True, episodes=eps)
+    records = [json.loads(x) for x in (extended / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert json.loads((run / "train_config.json").read_text())["epochs"] == 3
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["epoch"] == 3
+    after = weights(extended)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained on
+    # from the step reached, the learning rate follows the schedule of a 3-epoch run
+    fresh = train(config(tmp_path, epochs=3, run_name="fresh"), episodes=eps)
+    fresh_records = [json.loads(x) for x in (fresh / "metrics.jsonl").read_text().splitlines()]
+    assert records[2]["train/lr"] == fresh_records[2]["train/lr"]
+    assert records[1]["train/lr"] < fresh_records[1]["train/lr"]  # the 2-epoch run had decayed
+    with pytest.raises(ValueError, match="cannot shorten"):
+        train(config(tmp_path, epochs=2), resume=True, episodes=eps)
+
+
+def test_overwrite_replaces_a_run(tmp_path):
+    eps = synthetic_episodes()
+    run = train(config(tmp_path, epochs=2), episodes=eps)
+    (run / "stale.txt").write_text("from the old run")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train(config(tmp_path, epochs=1), episodes=eps)
+    with pytest.raises(ValueError, match="exclude each other"):
+        train(config(tmp_path, epochs=1), resume=True, overwrite=True, episodes=eps)
+    again = train(config(tmp_path, epochs=1), overwrite=True, episodes=eps)
+    assert again == run and not (run / "stale.txt").exists()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_without_a_terminal_one_log_line_per_epoch_and_no_bar(tmp_path, caplog, capsys):
+    """progress=True off a terminal (pytest captures stderr): no tqdm redraws, a line per epoch."""
+    eps = synthetic_episodes()
+    with caplog.at_level("INFO", logger="lnmdn_agents.training"):
+        train(config(tmp_path, epochs=2, progress=True), episodes=eps)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [x.split(":")[0] for x in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "train/loss" in lines[0] and "val/loss" in lines[0]
+    assert "\r" not in capsys.readouterr().err
+
+
+def test_tensorboard_events_have_the_keys_of_metrics_jsonl(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(config(tmp_path, epochs=2), episodes=synthetic_episodes())
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert tags == set(records[0]) - {"step"}
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [r["step"] for r in records]
+    assert [e.value for e in loss] == pytest.approx([r["train/loss"] for r in records])
+
+
+def test_train_config_fields_are_type_checked():
+    with pytest.raises(TypeError, match=r"TrainConfig.lr must be a number \(float\), got 'x'"):
+        TrainConfig(lr="x")
+    with pytest.raises(TypeError, match=r"TrainConfig\.epochs must be an integer"):
+        TrainConfig(epochs=2.5)
+    with pytest.raises(TypeError, match=r"TrainConfig\.progress must be true or false"):
+        TrainConfig(progress="no")
+    assert TrainConfig(lr=1, seed=np.int64(3)).seed == 3
+
+
+def test_resume_accepts_tuple_overrides_saved_as_json_lists(tmp_path):
+    """--set down_dims=8,16 gives a tuple; train_config.json stores a list: still the same run."""
+    eps = synthetic_episodes()
+    overrides = {**BACKBONE, **WINDOW, **SMALL["diffusion"], "down_dims": (8, 16)}
+    train(config(tmp_path, "diffusion", epochs=1, policy_overrides=overrides), episodes=eps)
+    cfg = config(tmp_path, "diffusion", epochs=2, policy_overrides=overrides)
+    run = train(cfg, resume=True, episodes=eps)
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["epoch"] == 2

@@ -90,3 +90,51 @@ def test_download_offline_is_a_clear_message(monkeypatch):
     assert "could not download 'D4RL/pointmaze/umaze-v2'" in result.output
     assert "minari download D4RL/pointmaze/umaze-v2" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_download_of_a_local_only_id_says_build_without_trying_the_network(monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    result = runner.invoke(app, ["datasets", "download", "lnmdn/pointmaze-umaze/expert-v0"])
+    assert time.perf_counter() - t0 < 5  # no retries against a remote that never hosts it
+    assert result.exit_code == 1
+    assert "lnmdn datasets build lnmdn/pointmaze-umaze/expert-v0" in result.output
+    assert "minari download" not in result.output
+    embedded = runner.invoke(app, ["datasets", "download", "lnmdn/pusht/expert-v0"])
+    assert "ships inside the package" in embedded.output
+    unknown = runner.invoke(app, ["datasets", "download", "lnmdn/pusht/mine-v0"])
+    assert "lnmdn datasets convert" in unknown.output and "minari download" not in unknown.output
+
+
+def test_verify_of_a_missing_id_says_how_to_make_it():
+    result = runner.invoke(app, ["datasets", "verify", "lnmdn/pointmaze-umaze/expert-v0"])
+    assert result.exit_code == 1
+    assert "lnmdn datasets build lnmdn/pointmaze-umaze/expert-v0" in result.output
+    assert "download=True" not in result.output
+
+
+def test_content_checksum_is_recorded_reproduced_and_checked(test_recipe):
+    import h5py
+
+    from lnmdn_datasets.minari_io import CHECKSUM_KEY, minari_root
+
+    dataset_id = test_recipe.dataset_id
+    assert runner.invoke(app, ["datasets", "build", dataset_id]).exit_code == 0
+    recorded = minari.load_dataset(dataset_id).storage.metadata[CHECKSUM_KEY]
+    assert len(recorded) == 64
+    checked = runner.invoke(app, ["datasets", "verify", dataset_id])
+    assert checked.exit_code == 0, checked.output
+    assert f"content sha256 {recorded} (matches" in checked.output
+    # the same recipe on the same machine: bit-identical arrays, the same checksum
+    rebuilt = runner.invoke(app, ["datasets", "build", dataset_id, "--force"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert minari.load_dataset(dataset_id).storage.metadata[CHECKSUM_KEY] == recorded
+    # arrays changed after writing: verify says so and fails
+    path = minari_root() / dataset_id / "data" / "main_data.hdf5"
+    with h5py.File(path, "r+") as f:
+        f["episode_0"]["rewards"][0] += 1.0
+    tampered = runner.invoke(app, ["datasets", "verify", dataset_id])
+    assert tampered.exit_code == 1
+    assert "DIFFERS" in tampered.output and "--force" in tampered.output

@@ -133,6 +133,7 @@ def test_existing_dataset_needs_force():
 def test_recipe_table():
     assert set(RECIPES) == {
         "lnmdn/pusht/expert-v0",
+        "lnmdn/pusht/expert-v1",
         "lnmdn/can/expert-v0",
         "lnmdn/pointmaze-umaze/expert-v0",
         "lnmdn/pointmaze-medium/expert-v0",
@@ -143,8 +144,8 @@ def test_recipe_table():
         assert recipe.task_id in TASKS
         assert recipe.n_episodes >= 100 and recipe.description
         assert recipe.base_seed < 100_000  # evaluation seeds start at 100000
-    with pytest.raises(KeyError, match="Did you mean 'lnmdn/pusht/expert-v0'"):
-        get_recipe("lnmdn/pusht/expert-v1")
+    with pytest.raises(KeyError, match="Did you mean 'lnmdn/pusht/expert-v"):
+        get_recipe("lnmdn/pusht/expert-vO")
 
 
 @pytest.mark.parametrize(
