@@ -432,7 +432,18 @@ def run_cell(
         assert recipe is not None
         episodes = recipe.test_episodes
     with torch_threads(preset.eval_threads):
-        result = _evaluate_cell(preset, task, cid, run_dir, fraction, seed, out, episodes, progress)
+        result = _evaluate_cell(
+            preset,
+            task,
+            cid,
+            run_dir,
+            fraction,
+            seed,
+            out,
+            episodes,
+            progress,
+            deterministic=cfg.eval_deterministic if recipe is not None else False,
+        )
     result["command"] = command
     result["train_config"] = cfg.to_dict()
     if recipe is not None:
@@ -488,8 +499,13 @@ def _evaluate_cell(
     out: Path,
     episodes: int,
     progress: bool = True,
+    deterministic: bool = False,
 ) -> dict[str, Any]:
-    """Offline and closed-loop metrics of the run's selected checkpoint (``best/`` if any)."""
+    """Offline and closed-loop metrics of the run's selected checkpoint (``best/`` if any).
+
+    ``deterministic`` is the action mode of the closed-loop test episodes (recipe cells test in
+    the mode their closed-loop validation selected the checkpoint in).
+    """
     from lnmdn_agents.data import make_splits
     from lnmdn_agents.training import BEST_DIR
 
@@ -552,8 +568,9 @@ def _evaluate_cell(
             video_dir=out / "videos" / cid.replace("/", "_") if preset.videos else None,
             n_videos=preset.videos,
             progress=progress,
+            deterministic=deterministic,
         )
-        result["closed_loop"] = cl
+        result["closed_loop"] = {**cl, "deterministic": deterministic}
     splits = make_splits(task.dataset, policy.config, seed=0)
     result["trajectories"] = _trajectory_samples(
         policy, splits.test, preset.trajectory_windows, preset.trajectory_samples, seed

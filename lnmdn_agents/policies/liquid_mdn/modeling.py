@@ -4,20 +4,63 @@
 
     obs (B, To, Do) -> normalise -> backbone tokens (B, To, d)
         -> recurrent encoder (CfC / LSTM / GRU, rnn_layers x rnn_hidden) -> summary (B, H)
-        -> GRU decoder over the horizon, h0 = tanh(W summary):
+
+    mixture="chunk" (default): one pass, no previous-action input
+        summary -> MLP (2 x decoder_hidden) -> K weights, K means (T*Da), K stds (T*Da, >= min_std)
+        each component is a whole trajectory; a sample picks one component, then one draw
+
+    mixture="step" (the paper's decoder): autoregressive over the horizon
+        GRU decoder, h0 = tanh(W summary):
              step t input = embed(a(t-1)) + step_embedding(t) + W' summary   (a(-1) = learned start)
              step t output -> mixture head: K weights, K means (Da), K stds (Da, >= min_std)
 
     chunk        :  |a(t-1)|a(t) ... a(t+14)|                   (T steps, normalised, then raw)
 
-The model is autoregressive, so the density of a chunk is exact:
-``log p(a | o) = sum_t log sum_k pi_k(t) N(a(t); mu_k(t), diag sigma_k(t)^2)`` evaluated with the
-true previous actions (teacher forcing). Sampling feeds back sampled actions (so samples follow that
-density); ``deterministic=True`` feeds back the most likely component's mean at each step.
+Both densities are exact. Chunk: ``log p(a | o) = log sum_k pi_k N(vec a; mu_k, diag sigma_k^2)``.
+Step: ``log p(a | o) = sum_t log sum_k pi_k(t) N(a(t); mu_k(t), diag sigma_k(t)^2)`` evaluated
+with the true previous actions (teacher forcing); sampling feeds back sampled actions,
+``deterministic=True`` the most likely component's mean at each step. The step loss is
+``(1 - w) * NLL_teacher_forced + w * NLL_free_running`` per action element (the free-running pass
+feeds back the model's own deterministic actions, detached; ``w`` rises linearly from 0 to
+``free_running_max`` over the epochs, :meth:`on_epoch_start`).
 
-Training loss: ``(1 - w) * NLL_teacher_forced + w * NLL_free_running`` per action element, where the
-free-running pass feeds back the model's own deterministic actions (detached) and ``w`` rises
-linearly from 0 to ``free_running_max`` over the epochs (:meth:`on_epoch_start`).
+Why the head looks like this (an ablation on ``lnmdn/pointmaze-bimodal/expert-v0``: 0.13M
+parameters, 30 epochs, lr 1e-3, batch 128; MSE in normalised units on test windows; success over
+50 closed-loop episodes from seeds 100000+, deterministic / sampled). The earlier default (step
+decoder, ``min_std`` 1e-3) predicted the chunk's first step no better than its mean (MSE 0.51,
+where an MLP regressor on the same observations gets 0.033) and succeeded 36% / 16%; the LSTM
+encoder did the same (0.66, 72% / 12%), so the cell was not the cause. The cause was the floor on
+the standard deviation: the maze expert's forces are clipped at +-1 and mostly saturated, so
+consecutive actions repeat exact values, and with a 1e-3 floor a component placed on the previous
+action earns about +5.5 nats per element; teacher-forced NLL is then minimised by copying, and
+the observation (which only the first step needs) carries a negligible share of the loss.
+
+====================================  ===========  =======  ==========  =============
+variant                               step-0 MSE   chunk     best-of-10  success
+====================================  ===========  =======  ==========  =============
+step, min_std 1e-3 (earlier default)  0.508        0.759    0.412       0.36 / 0.16
+step, 1e-3, prev_action_dropout 0.5   0.451        0.570    0.289       1.00 / 0.54
+step, min_std 0.03                    0.013        0.142    0.067       1.00 / 1.00
+step, 0.03, teacher forcing only      0.019        0.465    0.097       0.14 / 0.68
+chunk, min_std 1e-3                   0.511        0.475    0.184       0.96 / 0.74
+chunk, min_std 0.03                   0.241        0.199    0.093       1.00 / 0.66
+chunk, min_std 0.1                    0.254        0.205    0.081       1.00 / 0.98
+lstm_mdn step, 0.03                   0.012        0.111    0.062       1.00 / 1.00
+gru_mdn step, 0.03                    0.037        0.190    0.093       1.00 / 0.96
+lstm_mdn chunk, 0.1                   0.396        0.373    0.122       0.40 / 0.58
+gru_mdn chunk, 0.1                    0.278        0.315    0.110       0.98 / 0.70
+diffusion (0.46M, DDIM 10)            0.015        0.075    0.024       1.00 / 1.00
+====================================  ===========  =======  ==========  =============
+
+So: a floor of a few hundredths is what makes the head read its observation (step-0 error 0.51 ->
+0.013, better than the MLP regressor), the free-running share of the loss is what makes the
+autoregressive decoder work in closed loop (14% -> 100% deterministic), and the chunk mixture
+(whose first-step error measures the bimodal route choice of its most likely component, not a
+failure to read the observation) reaches the same closed-loop success with one pass: 2-3x
+the training throughput of the step decoder and no T-step loop at inference. ``mixture="chunk"``
+with ``min_std`` 0.1 is therefore the default; ``mixture="step"`` with ``min_std`` 0.03 keeps the
+paper's decoder. (With the chunk mixture the cell matters, on this one seed: CfC 1.00 / 0.98,
+GRU 0.98 / 0.70, LSTM 0.40 / 0.58; with the step decoder all three reach 1.00.)
 """
 
 from __future__ import annotations
