@@ -16,8 +16,11 @@ are present are then aggregated into ``results.json``, ``report.md`` and ``figur
 
 Presets:
 
-* ``demo``: Push-T (the embedded data), ``liquid_mdn`` vs ``diffusion``, small models trained
-  briefly, a few closed-loop episodes. The README's main job (``make demo``), minutes on a laptop.
+* ``demo``: the README's main job (``make demo``): Push-T evaluated from the recipe runs shipped
+  in ``checkpoints/``, and the U-maze trained from scratch by its recipes, ``liquid_mdn`` vs
+  ``diffusion``, 50 closed-loop test episodes each. Minutes on a laptop.
+* ``quick``: Push-T, small models trained for 10 epochs without recipes (a smoke run).
+* ``results``: every committed recipe, trained and tested (the README's results table).
 * ``paper``: Push-T, Can and PointMaze; every registered policy; the seven training fractions;
   three seeds; 120 epochs at paper scale. Days on a CPU: run it in parts.
 """
@@ -201,8 +204,12 @@ class BenchPreset:
             raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'auto', got {self.device=}")
 
 
-# Small models for the demo: the same architectures, narrower, so that both train in minutes.
-_DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
+#: Recipe runs shipped with the repository (``checkpoints/<task>_<policy>/``: train_config.json,
+#: metrics.jsonl and the selected ``best/`` weights), evaluated by the demo instead of retrained.
+SHIPPED_RUNS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+# Small models for the quick preset: the same architectures, narrower, so both train in minutes.
+_QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
     "liquid_mdn": {
         "d_model": 64,
         "n_layers": 1,
@@ -222,6 +229,19 @@ _DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+# What the demo and quick presets measure: 50 test episodes, 512 test windows, a gif per cell.
+_SHORT_EVALUATION: dict[str, Any] = {
+    "episodes": 50,
+    "n_envs": 10,
+    "videos": 1,
+    "max_windows": 512,
+    "latency_calls": 50,
+    "diffusion_steps": (1, 2, 5, 10, 20),
+    "sweep_max_windows": 128,
+    "train_threads": 1,
+}
+
+
 def _paper_fractions() -> tuple[float, ...]:
     from lnmdn_agents.data import TRAINING_FRACTIONS
 
@@ -229,8 +249,23 @@ def _paper_fractions() -> tuple[float, ...]:
 
 
 PRESETS: dict[str, Any] = {
+    # The README's main job (`make demo`): Push-T from the runs the recipes made (shipped in
+    # checkpoints/, checked against the recipes), next to both heads trained from scratch by
+    # their recipes on the U-maze, all tested in closed loop; minutes on a laptop.
     "demo": lambda: BenchPreset(
         name="demo",
+        recipes=True,
+        tasks=("pusht", "pointmaze-umaze"),
+        policies=("liquid_mdn", "diffusion"),
+        epochs=None,
+        **_SHORT_EVALUATION,
+        pretrained={
+            f"pusht/{p}": str(SHIPPED_RUNS / f"pusht_{p}") for p in ("liquid_mdn", "diffusion")
+        },
+    ),
+    # Small models trained briefly on the embedded Push-T data (no recipe): a smoke run.
+    "quick": lambda: BenchPreset(
+        name="quick",
         tasks=("pusht",),
         policies=("liquid_mdn", "diffusion"),
         epochs=10,
@@ -238,15 +273,8 @@ PRESETS: dict[str, Any] = {
         lr=1e-3,
         warmup_epochs=0.5,
         val_max_windows=256,
-        policy_overrides=_DEMO_OVERRIDES,
-        episodes=50,
-        n_envs=10,
-        videos=1,
-        max_windows=512,
-        latency_calls=50,
-        diffusion_steps=(1, 2, 5, 10, 20),
-        sweep_max_windows=128,
-        train_threads=1,
+        policy_overrides=_QUICK_OVERRIDES,
+        **_SHORT_EVALUATION,
     ),
     "paper": lambda: BenchPreset(
         name="paper",
@@ -414,7 +442,6 @@ def run_cell(
             val_max_windows=preset.val_max_windows,
             policy_overrides=dict(preset.policy_overrides.get(policy_name, {})),
             num_threads=preset.train_threads,
-            progress=progress,
             **place,
         )
     shipped = preset.pretrained.get(f"{task_name}/{policy_name}")
@@ -1115,7 +1142,12 @@ def run_bench(
 
 def bench_command(
     preset: Annotated[
-        str, typer.Option("--preset", help="demo (minutes) or paper (days).")
+        str,
+        typer.Option(
+            "--preset",
+            help="demo (minutes), quick (a smoke run), results (every recipe, hours) or "
+            "paper (days).",
+        ),
     ] = "demo",
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default runs/bench/PRESET).")
@@ -1168,7 +1200,7 @@ def bench_command(
         str | None,
         typer.Option(
             "--address",
-            help="Ray cluster to use with --executor ray: 'auto' (the one `ray start` made "
+            help="Ray cluster to use with --executor ray: 'auto' (the one 'ray start' made "
             "here), host:port or ray://host:10001; default: start Ray on this machine.",
         ),
     ] = None,

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lnmdn_agents.bench import cell_id, make_preset, plan_cells
+from lnmdn_agents.checkpoint import load_policy
 from lnmdn_agents.cli import app
 
 TINY_MODELS = {
@@ -70,7 +71,7 @@ def tiny_preset(**kw):
         train_threads=1,
     )
     base.update(kw)
-    return make_preset("demo", **base)
+    return make_preset("quick", **base)
 
 
 def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch, capsys):
@@ -82,7 +83,7 @@ def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypat
     preset = tiny_preset()
     old_umask = os.umask(0o022)
     try:
-        results = bench.run_bench(preset, out, command="lnmdn bench --preset demo")
+        results = bench.run_bench(preset, out, command="lnmdn bench --preset quick")
     finally:
         os.umask(old_umask)
     # stderr is not a terminal here: no progress-bar redraws (a 1-epoch bench wrote 49 KB of them)
@@ -113,7 +114,7 @@ def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypat
     assert point["mse"] == diffusion["offline"]["best_of_k_mse"]["10"]
     assert next(p for p in sweep if p["steps"] == 1)["n_windows"] == 16  # sweep_max_windows
     # the command, each cell's config and the gifs are in the report
-    assert "Command: `lnmdn bench --preset demo`" in report
+    assert "Command: `lnmdn bench --preset quick`" in report
     assert (
         "| pusht/diffusion/frac1/seed0 | d_model=16, n_layers=1, n_heads=2, down_dims=8,16,16"
         in report
@@ -127,7 +128,7 @@ def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypat
     assert all(p.stat().st_mode & 0o004 for p in run_files), "a run file is not world-readable"
     cell = json.loads(next((out / "cells").glob("pusht__diffusion*.json")).read_text())
     assert cell["trajectories"]["labels"] == ["agent target x (px)", "agent target y (px)"]
-    assert cell["train_config"]["epochs"] == 1 and cell["command"] == "lnmdn bench --preset demo"
+    assert cell["train_config"]["epochs"] == 1 and cell["command"] == "lnmdn bench --preset quick"
     saved = json.loads((out / "results.json").read_text())
     assert saved["n_cells"] == 2
 
@@ -288,3 +289,34 @@ def test_evaluation_seeds_must_not_be_dataset_seeds(tiny_pusht):
     used = max(seeds)
     with pytest.raises(ValueError, match=rf"evaluation seeds \[{used}\]"):
         check_seeds_disjoint([used, 100000], tiny_pusht)
+
+
+def test_demo_preset_evaluates_the_shipped_recipe_runs(tmp_path):
+    """make demo's Push-T cells load the runs in checkpoints/, which the recipes must have made."""
+    import shutil
+
+    from lnmdn_agents.bench import SHIPPED_RUNS, _pretrained_run
+    from lnmdn_agents.recipes import load_recipe
+
+    demo = make_preset("demo")
+    assert demo.recipes and demo.tasks == ("pusht", "pointmaze-umaze")
+    assert set(demo.pretrained) == {"pusht/liquid_mdn", "pusht/diffusion"}
+    for name, folder in demo.pretrained.items():
+        folder = Path(folder)
+        assert folder.parent == SHIPPED_RUNS
+        cfg = load_recipe(name).train_config()
+        assert _pretrained_run(folder, cfg) == folder
+        policy = load_policy(folder / "best")
+        assert policy.config.to_dict()["name"] == name.split("/")[1]
+        curve = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert any("eval/mean_score" in r for r in curve)
+    # a shipped run that another setting made is refused, with the differing field named
+    copy = tmp_path / "run"
+    shutil.copytree(Path(demo.pretrained["pusht/diffusion"]), copy)
+    saved = json.loads((copy / "train_config.json").read_text())
+    saved["lr"] = 123.0
+    (copy / "train_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="'lr'"):
+        _pretrained_run(copy, load_recipe("pusht/diffusion").train_config())
+    with pytest.raises(FileNotFoundError, match="lnmdn train --recipe"):
+        _pretrained_run(tmp_path / "missing", load_recipe("pusht/diffusion").train_config())

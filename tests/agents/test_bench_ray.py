@@ -56,11 +56,10 @@ def tiny_data(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _deterministic(value: Any) -> Any:
     """A cell result without what depends on the clock, the process or the output folder."""
-    timed = ("time", "minutes", "latency", "_ms", "per_sec", "run_dir", "videos", "threads")
+    timed = ("time", "minutes", "latency", "_ms", "per_sec", "run_dir", "videos", "threads",
+             "command", "output_dir", "progress")  # fmt: skip
     if isinstance(value, dict):
-        return {
-            k: _deterministic(v) for k, v in value.items() if not any(t in k for t in timed)
-        }
+        return {k: _deterministic(v) for k, v in value.items() if not any(t in k for t in timed)}
     if isinstance(value, list):
         return [_deterministic(v) for v in value]
     return value
@@ -114,8 +113,17 @@ def test_a_failing_cell_is_retried_then_reported_and_the_others_finish(
     with caplog.at_level("INFO", logger="lnmdn_agents.bench_executors"):
         result = CliRunner().invoke(
             app,
-            ["bench", "--preset", "tiny", "--executor", "ray", "--max-retries", "2", "--out",
-             str(out)],
+            [
+                "bench",
+                "--preset",
+                "tiny",
+                "--executor",
+                "ray",
+                "--max-retries",
+                "2",
+                "--out",
+                str(out),
+            ],
         )
     bad = cell_id("pusht", "diffusion", 1.0, 0)
     good = cell_id("pusht", "liquid_mdn", 1.0, 0)

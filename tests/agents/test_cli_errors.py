@@ -158,12 +158,12 @@ def test_help_is_plain_and_whole():
     assert "<dataset>_<policy>_frac<f>_seed<s>" in train_help.replace("\n", "").replace(" ", "")
 
 
-def test_policies_lists_fields_defaults_and_demo_widths():
+def test_policies_lists_fields_defaults_and_preset_widths():
     listed = invoke("policies")
     assert listed.exit_code == 0 and "diffusion" in listed.output and "liquid_mdn" in listed.output
     shown = invoke("policies", "diffusion")
     assert shown.exit_code == 0, shown.output
     line = next(x for x in shown.output.splitlines() if x.startswith("down_dims:"))
     assert line.startswith("down_dims: tuple[int, ...] = 80,160,304")
-    assert "[demo: 24,48,48]" in line
+    assert "[quick: 24,48,48]" in line
     one_error_line(invoke("policies", "difusion"), "Did you mean 'diffusion'")
