@@ -24,9 +24,10 @@ with the true previous actions (teacher forcing); sampling feeds back sampled ac
 feeds back the model's own deterministic actions, detached; ``w`` rises linearly from 0 to
 ``free_running_max`` over the epochs, :meth:`on_epoch_start`).
 
-Why the head looks like this (an ablation on ``lnmdn/pointmaze-bimodal/expert-v0``: 0.13M
-parameters, 30 epochs, lr 1e-3, batch 128; MSE in normalised units on test windows; success over
-50 closed-loop episodes from seeds 100000+, deterministic / sampled). The earlier default (step
+Why the head looks like this (``examples/liquid_head_ablation.py``, on
+``lnmdn/pointmaze-bimodal/expert-v0``: 0.13M parameters, 30 epochs, lr 1e-3, batch 128; MSE in
+normalised units on test windows; success over 50 closed-loop episodes from seeds 100000+,
+deterministic / sampled). The earlier default (step
 decoder, ``min_std`` 1e-3) predicted the chunk's first step no better than its mean (MSE 0.51,
 where an MLP regressor on the same observations gets 0.033) and succeeded 36% / 16%; the LSTM
 encoder did the same (0.66, 72% / 12%), so the cell was not the cause. The cause was the floor on
