@@ -57,6 +57,7 @@ from lnmdn_agents.evaluation.report import (
     plot_best_of_k,
     plot_curves,
     plot_latency_accuracy,
+    plot_learning_curves,
     plot_per_step,
     plot_sample_efficiency,
     plot_trajectories,
@@ -852,6 +853,13 @@ def write_report(
     fig_dir = out / "figures"
     figures: dict[str, Path | None] = {}
     figures["val_nll"] = plot_curves(_curves(cells), fig_dir / "val_nll.png")
+    learning: dict[str, dict[str, Any]] = defaultdict(dict)
+    for c in sorted(cells, key=lambda c: (c["seed"], -c["fraction"])):
+        if c.get("learning_curve") and c["policy"] not in learning[c["task"]]:
+            learning[c["task"]][c["policy"]] = c["learning_curve"]
+    figures["learning_curves"] = plot_learning_curves(
+        dict(learning), fig_dir / "learning_curves.png"
+    )
     figures["best_of_k"] = plot_best_of_k(
         {t: {p: e["offline"]["best_of_k_mse"] for p, e in ps.items()} for t, ps in summary.items()},
         fig_dir / "best_of_k.png",
@@ -968,6 +976,8 @@ def _markdown(
     ]
     captions = {
         "val_nll": "Validation NLL per action element over training epochs.",
+        "learning_curves": "Closed-loop validation success (validation seeds 50000+) against "
+        "training minutes, for the runs that validate in closed loop (the recipes).",
         "best_of_k": "Best-of-K MSE against the number of samples K.",
         "per_horizon": "Error of the deterministic chunk at each step of the horizon.",
         "sample_efficiency": "Best-of-K MSE against the share of training episodes used.",

@@ -210,6 +210,36 @@ def plot_curves(
     return _save(fig, path)
 
 
+def plot_learning_curves(
+    curves: dict[str, dict[str, dict[str, list[float]]]], path: Path
+) -> Path | None:
+    """``curves[task][policy] = {"train_minutes": [...], "success_rate": [...], ...}``.
+
+    Closed-loop validation success against training minutes (the trainer's ``eval_every``
+    episodes on the validation seeds), one panel per task, a line per policy.
+    """
+    data = {
+        task: {p: c for p, c in per.items() if c.get("success_rate")}
+        for task, per in curves.items()
+    }
+    data = {task: per for task, per in data.items() if per}
+    if not data:
+        return None
+    plt = _plt()
+    fig, axes = _axes(plt, len(data))
+    for ax, (task, per_policy) in zip(axes, data.items(), strict=True):
+        for policy, c in sorted(per_policy.items()):
+            ax.plot(c["train_minutes"], c["success_rate"], marker="o", ms=3,
+                    color=color(policy), label=policy)  # fmt: skip
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("training minutes (one thread)")
+        ax.set_ylabel("validation success rate")
+        ax.set_ylim(-0.03, 1.03)
+        ax.legend(fontsize=8)
+    fig.suptitle("Closed-loop validation success against training time", fontsize=11)
+    return _save(fig, path)
+
+
 def plot_best_of_k(data: dict[str, dict[str, dict[str, float]]], path: Path) -> Path | None:
     """``data[task][policy] = {"1": mse, "2": ..., ...}`` -> best-of-K MSE against K (log y)."""
     if not data:
