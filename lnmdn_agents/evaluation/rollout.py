@@ -145,9 +145,7 @@ def check_env_id(env_id: str) -> None:
         known = sorted(k for k in gym.registry if k.startswith("lnmdn/"))
         close = difflib.get_close_matches(env_id, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown env id {env_id!r} ({err}).{hint} lnmdn ids: {known}"
-        ) from None
+        raise ValueError(f"unknown env id {env_id!r} ({err}).{hint} lnmdn ids: {known}") from None
 
 
 def _is_main_guard(node: ast.AST) -> TypeGuard[ast.If]:
@@ -298,10 +296,7 @@ def make_eval_env(
         # Built by hand: frames are recorded inside the chunking, at every single step.
         if not task_id.startswith("lnmdn/"):
             raise ValueError(f"videos need an lnmdn task id, got {env_id!r}")
-        fns = [
-            _lnmdn_env_fn(task_id, n_obs_steps, n_action_steps, kwargs)
-            for _ in range(n_envs)
-        ]
+        fns = [_lnmdn_env_fn(task_id, n_obs_steps, n_action_steps, kwargs) for _ in range(n_envs)]
         if vectorization_mode == "async":
             return gym.vector.AsyncVectorEnv(fns, **vector_kwargs)
         return gym.vector.SyncVectorEnv(fns, **vector_kwargs)
@@ -346,6 +341,18 @@ def _check_spaces(env: VectorEnv, policy: Policy) -> None:
             f"({c.n_action_steps}, {c.action_dim}); build the env with "
             f"n_action_steps={c.n_action_steps}"
         )
+
+
+def _new_episode_record() -> dict[str, Any]:
+    """What ``rollout`` accumulates per running episode, before its first step."""
+    return {
+        "success": False,
+        "score": -math.inf,
+        "final_score": float("nan"),
+        "length": 0,
+        "chunks": 0,
+        "ret": 0.0,
+    }
 
 
 def rollout(
@@ -398,17 +405,7 @@ def rollout(
     slot = [i if i < n_episodes else -1 for i in range(b)]
     next_episode = min(b, n_episodes)
     park_seed = [seeds[min(i, n_episodes - 1)] for i in range(b)]
-    acc = [
-        {
-            "success": False,
-            "score": -math.inf,
-            "final_score": float("nan"),
-            "length": 0,
-            "chunks": 0,
-            "ret": 0.0,
-        }
-        for _ in range(b)
-    ]
+    acc = [_new_episode_record() for _ in range(b)]
     results: dict[int, dict[str, Any]] = {}
     frames: dict[int, list[np.ndarray]] = {}
 
@@ -481,14 +478,7 @@ def rollout(
                                 rate,
                                 time.perf_counter() - t_start,
                             )
-                        acc[i] = {
-                            "success": False,
-                            "score": -math.inf,
-                            "final_score": float("nan"),
-                            "length": 0,
-                            "chunks": 0,
-                            "ret": 0.0,
-                        }
+                        acc[i] = _new_episode_record()
                         if next_episode < n_episodes:
                             slot[i] = next_episode
                             park_seed[i] = seeds[next_episode]
