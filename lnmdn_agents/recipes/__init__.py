@@ -45,7 +45,7 @@ class Recipe:
         version: recipe version; bumped whenever a value that changes the result changes.
         description: what the recipe reproduces.
         train_minutes: training time measured on the 2-core development machine (one torch
-            thread, closed-loop validation included), or None when not measured yet.
+            thread; the optimiser steps, without validation), or None when not measured yet.
         test_episodes: closed-loop test episodes for the results table.
         train: :class:`~lnmdn_agents.training.TrainConfig` fields.
     """
