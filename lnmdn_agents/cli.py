@@ -1,8 +1,10 @@
-"""The ``lnmdn`` command: ``datasets``, ``policies``, ``train``, ``eval``, ``runs``, ``bench``.
+"""The ``lnmdn`` command and its sub-commands, each defined next to the code it runs.
 
-Each sub-command is defined next to the code it runs and wired in here. Every error ends the
-command with exit status 1 (2 for a malformed command line) and one line on stderr,
-``error: <what was wrong, the value, what to do>``; ``lnmdn --debug ...`` shows the traceback.
+Sub-commands: ``datasets``, ``policies``, ``recipes``, ``train``, ``eval``, ``runs``, ``bench``.
+
+They are wired in here. Every error ends the command with exit status 1 (2 for a malformed
+command line) and one line on stderr, ``error: <what was wrong, the value, what to do>``;
+``lnmdn --debug ...`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typer.core import TyperGroup
 from lnmdn_agents.bench import bench_command
 from lnmdn_agents.evaluation.cli import eval_command, runs_app
 from lnmdn_agents.policy_cli import policies_command
+from lnmdn_agents.recipes import recipes_command
 from lnmdn_agents.training import train_command
 from lnmdn_datasets.cli import app as datasets_app
 
@@ -187,6 +190,7 @@ def _setup(
 # short_help: the one line of `lnmdn --help`, whole (Click cuts longer ones with "...").
 app.add_typer(datasets_app, name="datasets", short_help="Demonstration datasets (Minari).")
 app.command("policies", short_help="Registered policies and their config fields.")(policies_command)
+app.command("recipes", short_help="The committed training recipes.")(recipes_command)
 app.command("train", short_help="Train a policy on a dataset.")(train_command)
 app.command("eval", short_help="Evaluate run folders; compare them in a table.")(eval_command)
 app.add_typer(runs_app, name="runs", short_help="List training runs and their results.")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lnmdn_agents.training import TrainConfig
 
-__all__ = ["RECIPE_DIR", "Recipe", "available_recipes", "load_recipe"]
+__all__ = ["RECIPE_DIR", "Recipe", "available_recipes", "load_recipe", "recipes_command"]
 
 RECIPE_DIR = Path(__file__).resolve().parent
 """Folder of the committed recipes (``<task>/<policy>.json``)."""
@@ -120,3 +120,19 @@ def load_recipe(name: str) -> Recipe:
         )
     recipe.train_config()  # validates every TrainConfig field now, with its own messages
     return recipe
+
+
+def recipes_command() -> None:
+    """List the committed recipes: name, policy, dataset, epochs, measured training minutes."""
+    import typer
+
+    rows = [load_recipe(name) for name in available_recipes()]
+    width = max(len(r.name) for r in rows)
+    typer.echo(f"{'recipe':<{width}}  {'dataset':<34}  epochs  train min  test episodes")
+    for r in rows:
+        minutes = "-" if r.train_minutes is None else f"{r.train_minutes:g}"
+        typer.echo(
+            f"{r.name:<{width}}  {r.train['dataset']:<34}  {r.train['epochs']:>6}  "
+            f"{minutes:>9}  {r.test_episodes:>13}"
+        )
+    typer.echo("train one: lnmdn train --recipe NAME; all: lnmdn bench --preset results")

@@ -81,3 +81,15 @@ def test_recipe_trains_a_few_steps_and_the_run_loads(name, tmp_path):
     assert first[-1] < first[0], first
     policy = load_policy(run)
     assert policy.config.to_dict()["name"] == recipe.policy
+
+
+def test_recipes_command_lists_every_recipe():
+    from typer.testing import CliRunner
+
+    from lnmdn_agents.cli import app
+
+    result = CliRunner().invoke(app, ["recipes"])
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.splitlines()[1:-1]]
+    assert listed == RECIPE_NAMES
+    assert "lnmdn train --recipe NAME" in result.output
