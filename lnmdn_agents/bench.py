@@ -46,7 +46,7 @@ import torch
 import typer
 
 from lnmdn_agents.bench_executors import EXECUTORS, CellFailure, CellsFailedError, run_cells_ray
-from lnmdn_agents.checkpoint import atomic_write_text, load_policy
+from lnmdn_agents.checkpoint import atomic_write_text, load_policy, policy_metadata
 from lnmdn_agents.config_fields import check_field_types
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics, window_index
@@ -569,8 +569,7 @@ def _evaluate_cell(
     result["train_minutes"] = records[-1].get("charts/train_minutes") if records else None
     result["checkpoint"] = "best" if selected == best else "final"
     if selected == best:
-        i = int(np.argmax(result["learning_curve"]["mean_score"]))
-        result["selected_epoch"] = result["learning_curve"]["epoch"][i]
+        result["selected_epoch"] = policy_metadata(best)["epoch"]
     logger.info("bench cell %s: offline metrics", cid)
     result["offline"] = evaluate_offline(
         policy,

@@ -23,6 +23,7 @@ __all__ = [
     "atomic_write_text",
     "current_umask",
     "load_policy",
+    "policy_metadata",
     "save_policy",
 ]
 
@@ -100,6 +101,15 @@ def save_policy(
         raise
     atomic_write_text(directory / CONFIG_NAME, json.dumps(policy.config.to_dict(), indent=2) + "\n")
     return directory
+
+
+def policy_metadata(directory: str | Path) -> dict[str, Any]:
+    """The ``extra`` that :func:`save_policy` stored with the weights (decoded from JSON)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(directory) / WEIGHTS_NAME), framework="pt") as f:
+        stored = f.metadata() or {}
+    return {k: json.loads(v) for k, v in stored.items()}
 
 
 def load_policy(directory: str | Path, map_location: str | torch.device = "cpu") -> PolicyBase:

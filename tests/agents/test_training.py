@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from lnmdn_agents import load_policy
 from lnmdn_agents import training as training_mod
+from lnmdn_agents.checkpoint import policy_metadata
 from lnmdn_agents.data import Episode
 from lnmdn_agents.training import TrainConfig, lr_at, train
 
@@ -275,18 +276,11 @@ def test_closed_loop_validation_keeps_the_best_checkpoint(tmp_path):
     minutes = [r["charts/train_minutes"] for r in records]
     assert minutes == sorted(minutes) and minutes[0] > 0
     best = load_policy(run / "best")
-    meta = safe_open_metadata(run / "best" / "model.safetensors")
-    best_epoch = int(json.loads(meta["epoch"]))
-    assert json.loads(meta["eval/mean_score"]) == max(scores)
+    meta = policy_metadata(run / "best")
+    best_epoch = meta["epoch"]
+    assert meta["eval/mean_score"] == max(scores)
     assert best_epoch == 1 + scores.index(max(scores))  # the first epoch with the best score
     assert best.config.to_dict() == load_policy(run).config.to_dict()
-
-
-def safe_open_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata()
 
 
 def test_closed_loop_validation_options_are_checked(tmp_path):
