@@ -40,13 +40,34 @@ TINY_MODELS = {
 @pytest.fixture(scope="module")
 def tiny_pusht_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-episode Push-T dataset made by the suite's own expert, built once for this module."""
+    return build_tiny_pusht(tmp_path_factory.mktemp("minari_tiny_pusht"))
+
+
+def build_tiny_pusht(root: Path) -> Path:
+    """Build a 6-episode ``lnmdn/pusht/expert-v0`` into the Minari root ``root``."""
     from lnmdn_datasets.recipes import build
 
-    root = tmp_path_factory.mktemp("minari_tiny_pusht")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))
         build("lnmdn/pusht/expert-v0", n_episodes=6, progress=False)
     return root
+
+
+def tiny_run(dataset: str, policy: str, out: Path) -> Path:
+    """One epoch of a tiny ``policy`` on ``dataset``, in ``out/runs``."""
+    from lnmdn_agents.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        policy=policy,
+        dataset=dataset,
+        epochs=1,
+        output_dir=str(out / "runs"),
+        val_max_windows=16,
+        progress=False,
+        num_threads=1,
+        policy_overrides=TINY_MODELS[policy],
+    )
+    return train(cfg)
 
 
 @pytest.fixture
@@ -142,21 +163,7 @@ def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypat
 
 
 def test_eval_cli_writes_eval_info_and_compares_runs(tiny_pusht, tmp_path):
-    from lnmdn_agents.training import TrainConfig, train
-
-    runs = []
-    for policy in ("liquid_mdn", "diffusion"):
-        cfg = TrainConfig(
-            policy=policy,
-            dataset=tiny_pusht,
-            epochs=1,
-            output_dir=str(tmp_path / "runs"),
-            val_max_windows=16,
-            progress=False,
-            num_threads=1,
-            policy_overrides=TINY_MODELS[policy],
-        )
-        runs.append(train(cfg))
+    runs = [tiny_run(tiny_pusht, policy, tmp_path) for policy in ("liquid_mdn", "diffusion")]
     result = CliRunner().invoke(
         app,
         ["eval", *map(str, runs), "--episodes", "2", "--max-windows", "16", "--n-envs", "2"],
@@ -174,19 +181,7 @@ def test_eval_cli_writes_eval_info_and_compares_runs(tiny_pusht, tmp_path):
 
 
 def test_eval_no_offline_table_has_no_offline_columns(tiny_pusht, tmp_path):
-    from lnmdn_agents.training import TrainConfig, train
-
-    cfg = TrainConfig(
-        policy="liquid_mdn",
-        dataset=tiny_pusht,
-        epochs=1,
-        output_dir=str(tmp_path / "runs"),
-        val_max_windows=16,
-        progress=False,
-        num_threads=1,
-        policy_overrides=TINY_MODELS["liquid_mdn"],
-    )
-    run = train(cfg)
+    run = tiny_run(tiny_pusht, "liquid_mdn", tmp_path)
     result = CliRunner().invoke(
         app,
         ["eval", str(run), "--episodes", "1", "--no-offline", "--deterministic", "--no-progress"],

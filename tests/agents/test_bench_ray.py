@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_bench import TINY_MODELS, tiny_preset
+from test_bench import TINY_MODELS, build_tiny_pusht, tiny_preset
 from typer.testing import CliRunner
 
 import lnmdn_agents.bench as bench
@@ -28,13 +28,7 @@ TESTS_DIR = Path(__file__).parent
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-episode Push-T dataset made by the suite's own expert, built once for this module."""
-    from lnmdn_datasets.recipes import build
-
-    root = tmp_path_factory.mktemp("minari_tiny_pusht_ray")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MINARI_DATASETS_PATH", str(root))
-        build("lnmdn/pusht/expert-v0", n_episodes=6, progress=False)
-    return root
+    return build_tiny_pusht(tmp_path_factory.mktemp("minari_tiny_pusht_ray"))
 
 
 @pytest.fixture(scope="module")
