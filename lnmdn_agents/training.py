@@ -75,6 +75,8 @@ CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 VALIDATION_SEED_BASE = 50_000
 """First closed-loop validation seed: above the dataset seeds, below the test seeds (100000+)."""
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""``TrainConfig.precision`` -> the autocast dtype of the training forward pass."""
 
 
 @dataclass
@@ -105,6 +107,9 @@ class TrainConfig:
         run_name: run folder name; default ``<dataset>_<policy>_frac<f>_seed<s>``.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         num_threads: torch intra-op threads (None: torch's default).
+        precision: ``"float32"`` or ``"bfloat16"``: the training forward pass under
+            ``torch.autocast`` in bfloat16 (AMX on recent x86 CPUs, tensor cores on GPUs); the
+            weights, optimiser state, loss densities, validation and rollouts stay float32.
         progress: report progress (rank 0 only): a tqdm bar when stderr is a terminal,
             otherwise one log line per epoch (loss, validation, time). False: log lines only.
         policy_overrides: policy config fields to change, e.g. ``{"d_model": 128}``.
@@ -137,6 +142,7 @@ class TrainConfig:
     run_name: str | None = None
     device: str = "cpu"
     num_threads: int | None = None
+    precision: str = "float32"
     progress: bool = True
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     eval_every: int = 0
@@ -172,6 +178,8 @@ class TrainConfig:
             raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device=}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads=}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision=}")
         if not isinstance(self.policy_overrides, dict):
             raise TypeError(f"policy_overrides must be a dict, got {self.policy_overrides!r}")
         # Fail now, not after loading the data: the overrides must be fields of the policy config.
@@ -661,6 +669,7 @@ def train(
         desc=f"{config.policy}",
         dynamic_ncols=True,
     )
+    autocast = PRECISIONS[config.precision] is torch.bfloat16
     for epoch in range(start_epoch, config.epochs):
         hook = getattr(policy, "on_epoch_start", None)
         if callable(hook):
@@ -676,7 +685,8 @@ def train(
             lr = lr_at(step, total_steps, warmup_steps, config.lr, config.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, info = model(batch)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss, info = model(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss {float(loss)} at epoch {epoch}, step {step}; lower lr "

@@ -165,11 +165,27 @@ def test_corrupted_checkpoint_on_resume_is_a_clear_error(tmp_path):
         ({"policy": "liquid_mnd"}, "Did you mean 'liquid_mdn'"),
         ({"policy_overrides": {"d_modle": 8}}, "unknown field"),
         ({"device": "tpu"}, "device must be"),
+        ({"precision": "fp16"}, "precision must be one of"),
     ],
 )
 def test_invalid_train_config(kwargs, match):
     with pytest.raises((ValueError, KeyError), match=match):
         TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("policy", ["liquid_mdn", "diffusion"])
+def test_bfloat16_training_learns_and_saves_float32_weights(tmp_path, policy):
+    eps = synthetic_episodes()
+    run = train(config(tmp_path, policy, precision="bfloat16", epochs=4), episodes=eps)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train/loss"] < records[0]["train/loss"]
+    assert all(w.dtype == torch.float32 for w in weights(run).values())
+    # the loss is computed in float32 under autocast (the heads cast their outputs)
+    policy_obj = load_policy(run).train()
+    batch = {"obs": torch.randn(4, 2, 5), "action": torch.randn(4, 8, 2)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = policy_obj.compute_loss(batch)
+    assert loss.dtype == torch.float32
 
 
 def test_lr_schedule_warmup_then_cosine():

@@ -198,7 +198,7 @@ class DiffusionPolicy(PolicyBase):
         noise = torch.randn_like(x0)
         t = torch.randint(0, self.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
         eps = self.unet(self.scheduler.add_noise(x0, noise, t), t, ctx)
-        loss = F.mse_loss(eps, noise)
+        loss = F.mse_loss(eps.float(), noise)  # float32 even when trained under bf16 autocast
         return loss, {"mse": float(loss.detach())}
 
     def _denoise(

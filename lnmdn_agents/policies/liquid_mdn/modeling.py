@@ -213,7 +213,7 @@ class RecurrentMDNPolicy(PolicyBase):
     def _mixture(self, h: Tensor) -> MixtureParams:
         """Decoder features (..., decoder_hidden) -> mixture parameters."""
         k, da = self.config.n_components, self.config.action_dim
-        out = self.head(h)
+        out = self.head(h).float()  # densities in float32, also under bf16 autocast
         logits, mean, raw_std = out.split([k, k * da, k * da], dim=-1)
         shape = (*h.shape[:-1], k, da)
         stds = self.config.min_std + F.softplus(raw_std.reshape(shape))
@@ -223,7 +223,7 @@ class RecurrentMDNPolicy(PolicyBase):
         """``mixture="chunk"``: summary (B, H) -> one mixture over flattened chunks (B, K, T*Da)."""
         c = self.config
         k, n = c.n_components, c.horizon * c.action_dim
-        out = self.chunk_head(summary)
+        out = self.chunk_head(summary).float()  # densities in float32, also under bf16 autocast
         logits, mean, raw_std = out.split([k, k * n, k * n], dim=-1)
         shape = (*summary.shape[:-1], k, n)
         stds = c.min_std + F.softplus(raw_std.reshape(shape))

@@ -328,18 +328,19 @@ class LWDPolicy(PolicyBase):
         metrics: dict[str, float] = {}
         loss = obs.new_zeros(())
         if self.phase in ("joint", "autoencoder"):
-            mu, logvar = self.encoder(obs_n[:, : c.n_obs_steps], act_n)
+            # float32 from here on, also under bf16 autocast: the KL, the latent statistics
+            mu, logvar = (x.float() for x in self.encoder(obs_n[:, : c.n_obs_steps], act_n))
             z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
             n_steps = min(obs.shape[1], c.horizon)
             pred = self.decode(z)(obs_n[:, :n_steps])
-            recon = F.mse_loss(pred, act_n[:, :n_steps])
+            recon = F.mse_loss(pred.float(), act_n[:, :n_steps])
             kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
             loss = loss + recon + c.kl_weight * kl
             metrics.update({"recon_mse": recon.item(), "kl": kl.item()})
             latents = mu.detach()
         else:
             with torch.no_grad():
-                latents, _ = self.encoder(obs_n[:, : c.n_obs_steps], act_n)
+                latents = self.encoder(obs_n[:, : c.n_obs_steps], act_n)[0].float()
         if self.phase in ("joint", "latent_diffusion"):
             if self.training:
                 self._update_latent_stats(latents)
@@ -348,7 +349,7 @@ class LWDPolicy(PolicyBase):
             t = torch.randint(0, c.num_train_timesteps, (z0.shape[0],), device=z0.device)
             context = self.backbone(obs_n[:, : c.n_obs_steps])
             eps = self.denoiser(self.scheduler.add_noise(z0, noise, t), t, context)
-            diff = F.mse_loss(eps, noise)
+            diff = F.mse_loss(eps.float(), noise)
             loss = loss + diff
             metrics["diffusion_mse"] = diff.item()
         metrics["phase"] = float(self.PHASES.index(self.phase))
