@@ -43,7 +43,7 @@ import shutil
 import tempfile
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -456,6 +456,29 @@ def _checkpoint_epoch(run_dir: Path) -> int:
         ) from None
 
 
+RUN_PLACE = frozenset({"output_dir", "run_name", "progress", "num_threads", "device"})
+"""TrainConfig fields that say where and how visibly a run trains, not what it learns."""
+
+
+def config_diff(
+    saved: dict[str, Any], config: TrainConfig, ignored: Iterable[str] = RUN_PLACE
+) -> dict[str, tuple[Any, Any]]:
+    """``{field: (saved, given)}``: where ``config`` differs from a saved ``train_config.json``.
+
+    ``ignored`` fields are left out. A field missing from ``saved`` (written before the field
+    existed) counts as its default, so older run folders stay comparable; tuples compare equal
+    to the lists JSON stores.
+    """
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    given = json.loads(json.dumps(config.to_dict()))
+    skip = set(ignored)
+    return {
+        k: (saved.get(k, defaults[k]), v)
+        for k, v in given.items()
+        if k not in skip and saved.get(k, defaults[k]) != v
+    }
+
+
 def _check_run_folder(
     config: TrainConfig, resume: bool, overwrite: bool, rank: int, world: int
 ) -> None:
@@ -470,13 +493,7 @@ def _check_run_folder(
     if resume:
         if saved_cfg_path.is_file():
             saved = json.loads(saved_cfg_path.read_text())
-            ignored = ("progress", "num_threads", "device", "epochs")
-            given = json.loads(json.dumps(config.to_dict()))  # as saved: tuples are lists
-            diff = {
-                k: (saved.get(k), v)
-                for k, v in given.items()
-                if k not in ignored and saved.get(k) != v
-            }
+            diff = config_diff(saved, config, ignored=RUN_PLACE | {"epochs"})
             if diff:
                 raise ValueError(
                     f"--resume with a different config than {saved_cfg_path}: "

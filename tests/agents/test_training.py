@@ -383,3 +383,18 @@ def test_resume_accepts_tuple_overrides_saved_as_json_lists(tmp_path):
     cfg = config(tmp_path, "diffusion", epochs=2, policy_overrides=overrides)
     run = train(cfg, resume=True, episodes=eps)
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["epoch"] == 2
+
+
+def test_a_moved_run_folder_from_before_a_new_field_resumes(tmp_path):
+    eps = synthetic_episodes()
+    first = train(config(tmp_path, run_name="old", epochs=1), episodes=eps)
+    saved_path = first / "train_config.json"
+    saved = json.loads(saved_path.read_text())
+    del saved["precision"]  # written before the field existed: it counts as its default
+    saved_path.write_text(json.dumps(saved))
+    first.rename(tmp_path / "moved")
+    run = train(config(tmp_path, run_name="moved", epochs=2), resume=True, episodes=eps)
+    assert policy_metadata(run)["epoch"] == 2
+    with pytest.raises(ValueError, match="precision"):
+        train(config(tmp_path, run_name="moved", epochs=3, precision="bfloat16"), resume=True,
+              episodes=eps)  # fmt: skip
