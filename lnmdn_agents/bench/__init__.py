@@ -2,7 +2,8 @@
 
 The protocol is a grid of *cells* ``(task, policy, training fraction, seed)``. Each cell trains a
 policy from scratch (``lnmdn_agents.training.train``), then measures on the task's held-out test
-episodes and in closed loop::
+episodes and in closed loop, through the same function as ``lnmdn eval``
+(:func:`lnmdn_agents.evaluation.runs.measure_run`)::
 
     cell = train -> offline metrics (test split), latency, params, closed loop (seeds 100000+)
                  -> sampled chunks for the trajectory figure -> diffusion step sweep (if any)

@@ -2,8 +2,9 @@
 
 A cell is ``(task, policy, training fraction, seed)``. :func:`run_cell` trains it from scratch
 (or resumes its interrupted training, or takes a shipped run made by its recipe), then evaluates
-the checkpoint the run selected and adds what only the bench's figures need (curves, sampled
-trajectories, the diffusion step sweep)::
+the checkpoint the run selected through :func:`lnmdn_agents.evaluation.runs.measure_run`, the
+same measurement ``lnmdn eval`` makes, and adds what only the bench's figures need (curves,
+sampled trajectories, the diffusion step sweep)::
 
     cell = train -> offline metrics (test split), latency, params, closed loop (seeds 100000+)
                  -> sampled chunks for the trajectory figure -> diffusion step sweep (if any)
@@ -27,16 +28,17 @@ import torch
 from lnmdn_agents.bench.presets import BENCH_TASKS, BenchPreset, BenchTask
 from lnmdn_agents.bench.sweep import step_sweep
 from lnmdn_agents.bench.trajectories import cell_trajectories
-from lnmdn_agents.checkpoint import atomic_write_text, load_policy, policy_metadata
-from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
-from lnmdn_agents.evaluation.offline import evaluate_offline
-from lnmdn_agents.evaluation.rollout import evaluate
-from lnmdn_agents.evaluation.runs import read_metrics
+from lnmdn_agents.checkpoint import atomic_write_text, policy_metadata
+from lnmdn_agents.evaluation.latency import torch_threads
+from lnmdn_agents.evaluation.runs import measure_run, read_metrics
 from lnmdn_agents.recipes import available_recipes, load_recipe
 
 __all__ = ["cell_file", "cell_id", "load_cells", "plan_cells", "run_cell"]
 
 logger = logging.getLogger(__name__)
+
+#: The warm-up calls of the bench's latency measurement (``lnmdn eval`` makes 3).
+_LATENCY_WARMUP = 5
 
 
 def cell_id(task: str, policy: str, fraction: float, seed: int) -> str:
@@ -234,10 +236,13 @@ def _evaluate_cell(
     progress: bool = True,
     deterministic: bool = False,
 ) -> dict[str, Any]:
-    """Offline and closed-loop metrics of the run's selected checkpoint (``best/`` if any).
+    """Measure the run's selected checkpoint (``best/`` if any) as ``lnmdn eval`` does, and more.
 
-    ``deterministic`` is the action mode of the closed-loop test episodes (recipe cells test in
-    the mode their closed-loop validation selected the checkpoint in).
+    The offline metrics, latency, size and closed loop come from
+    :func:`~lnmdn_agents.evaluation.runs.measure_run` with the preset's sizes; the cell adds the
+    run's curves, the sampled trajectories and, for a policy with inference steps, the step
+    sweep. ``deterministic`` is the action mode of the closed-loop test episodes (recipe cells
+    test in the mode their closed-loop validation selected the checkpoint in).
     """
     from lnmdn_agents.data import make_splits
     from lnmdn_agents.training import BEST_DIR
@@ -245,7 +250,35 @@ def _evaluate_cell(
     task_name, policy_name = task.name, cid.split("/")[1]
     best = run_dir / BEST_DIR
     selected = best if (best / "model.safetensors").is_file() else run_dir
-    policy = load_policy(selected)
+    closed_loop = episodes > 0 and (
+        not preset.closed_loop_fractions or fraction in preset.closed_loop_fractions
+    )
+    if closed_loop:
+        logger.info("bench cell %s: offline metrics, latency, %d episodes", cid, episodes)
+    else:
+        logger.info("bench cell %s: offline metrics, latency", cid)
+    policy, measured = measure_run(
+        run_dir,
+        task.env_id,
+        episodes,
+        task.dataset,
+        weights=selected,
+        n_envs=preset.n_envs,
+        offline=True,
+        closed_loop=closed_loop,
+        max_windows=preset.max_windows,
+        ks=preset.ks,
+        latency_calls=preset.latency_calls,
+        latency_warmup=_LATENCY_WARMUP,
+        video_dir=out / "videos" / cid.replace("/", "_") if preset.videos else None,
+        n_videos=preset.videos,
+        seed=seed,
+        progress=progress,
+        offline_progress=False,
+        deterministic=deterministic,
+        num_inference_steps=None,
+        device="cpu",
+    )
     result: dict[str, Any] = {
         "cell": cid,
         "task": task_name,
@@ -257,7 +290,7 @@ def _evaluate_cell(
         "run_dir": str(run_dir),
         "eval_threads": torch.get_num_threads(),
         "policy_config": policy.config.to_dict(),
-        "params": count_parameters(policy),
+        "params": measured["params"],
     }
     records = read_metrics(run_dir)
     result["curves"] = {
@@ -275,34 +308,10 @@ def _evaluate_cell(
     result["checkpoint"] = "best" if selected == best else "final"
     if selected == best:
         result["selected_epoch"] = policy_metadata(best)["epoch"]
-    logger.info("bench cell %s: offline metrics", cid)
-    result["offline"] = evaluate_offline(
-        policy,
-        task.dataset,
-        ks=preset.ks,
-        seed=seed,
-        max_windows=preset.max_windows,
-        split_seed=0,
-        progress=False,
-    )
-    result["latency"] = policy_latency(policy, n_calls=preset.latency_calls, seed=seed)
-    if episodes > 0 and (
-        not preset.closed_loop_fractions or fraction in preset.closed_loop_fractions
-    ):
-        logger.info("bench cell %s: %d closed-loop episodes", cid, episodes)
-        cl = evaluate(
-            policy,
-            task.env_id,
-            episodes,
-            n_envs=preset.n_envs,
-            dataset_id=task.dataset,
-            torch_seed=seed,
-            video_dir=out / "videos" / cid.replace("/", "_") if preset.videos else None,
-            n_videos=preset.videos,
-            progress=progress,
-            deterministic=deterministic,
-        )
-        result["closed_loop"] = {**cl, "deterministic": deterministic}
+    result["offline"] = measured["offline"]
+    result["latency"] = measured["latency"]
+    if "closed_loop" in measured:
+        result["closed_loop"] = measured["closed_loop"]
     splits = make_splits(task.dataset, policy.config, seed=0)
     result["trajectories"] = cell_trajectories(policy, splits.test, task, preset, seed)
     if hasattr(policy.config, "num_inference_steps") and preset.diffusion_steps:

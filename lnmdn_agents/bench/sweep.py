@@ -15,16 +15,9 @@ import torch
 from lnmdn_agents.bench.presets import BenchPreset
 from lnmdn_agents.evaluation.latency import policy_latency
 from lnmdn_agents.evaluation.offline import offline_metrics, window_index
+from lnmdn_agents.evaluation.runs import set_inference_steps
 
 __all__ = ["step_sweep"]
-
-
-def _set_inference_steps(policy: Any, steps: int) -> None:
-    setter = getattr(policy, "set_num_inference_steps", None)
-    if callable(setter):
-        setter(steps)
-    else:
-        policy.config.num_inference_steps = steps
 
 
 def step_sweep(
@@ -71,7 +64,7 @@ def step_sweep(
                     }
                 )
                 continue
-            _set_inference_steps(policy, steps)
+            set_inference_steps(policy, steps)
             m = offline_metrics(policy, obs, act, ks=preset.ks, seed=seed)
             lat = policy_latency(policy, n_calls=preset.latency_calls, seed=seed)
             points.append(
@@ -86,5 +79,5 @@ def step_sweep(
                 }
             )
     finally:
-        _set_inference_steps(policy, original)
+        set_inference_steps(policy, original)
     return points
