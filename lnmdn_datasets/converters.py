@@ -40,8 +40,8 @@ CAN_OBS_KEYS: tuple[tuple[str, int], ...] = (
 
 def pusht_coverage(states: np.ndarray) -> np.ndarray:
     """Coverage of the Push-T goal by the block for states (N, 5) = agent xy, block xy, angle."""
-    from lnmdn_envs._pusht_geometry import T_AREA, t_overlap_area, t_world_rects
     from lnmdn_envs.pusht import GOAL_POSE
+    from lnmdn_envs.pusht_geometry import T_AREA, t_overlap_area, t_world_rects
 
     goal = t_world_rects(*GOAL_POSE)
     return np.array(

@@ -16,7 +16,7 @@ the same code) to floating-point precision:
   that effective behaviour.
 * 100 Hz physics, 10 Hz control (10 physics steps per env step).
 * Goal pose ``(256, 256, pi/4)``. Coverage = area(block ∩ goal) / area(goal), computed exactly
-  (``lnmdn_envs._pusht_geometry``); reward ``clip(coverage / 0.95, 0, 1)``; the episode terminates
+  (``lnmdn_envs.pusht_geometry``); reward ``clip(coverage / 0.95, 0, 1)``; the episode terminates
   when coverage > 0.95. The 300-step limit is the registry's ``TimeLimit``.
 
 Example::
@@ -38,7 +38,14 @@ import numpy as np
 import pymunk
 from gymnasium import spaces
 
-from lnmdn_envs._pusht_geometry import T_AREA, T_KEYPOINTS, T_RECTS, t_overlap_area, t_world_rects
+from lnmdn_envs.pusht_geometry import (
+    T_AREA,
+    T_KEYPOINTS,
+    T_RECTS,
+    body_to_world,
+    t_overlap_area,
+    t_world_rects,
+)
 from lnmdn_envs.validation import check_action
 
 __all__ = ["GOAL_POSE", "OBS_TYPES", "SUCCESS_THRESHOLD", "PushTEnv", "legacy_initial_state"]
@@ -372,12 +379,7 @@ class PushTEnv(gym.Env[Any, np.ndarray]):
 
     def _block_keypoints(self) -> np.ndarray:
         bx, by = self._block.position
-        angle = self._block.angle
-        c, s = math.cos(angle), math.sin(angle)
-        local = np.asarray(T_KEYPOINTS)
-        return np.stack(
-            [bx + c * local[:, 0] - s * local[:, 1], by + s * local[:, 0] + c * local[:, 1]], axis=1
-        )
+        return np.asarray(body_to_world(T_KEYPOINTS, bx, by, self._block.angle))
 
     def _get_obs(self) -> Any:
         ax, ay = self._agent.position

@@ -47,8 +47,8 @@ import gymnasium as gym
 import numpy as np
 
 from lnmdn_datasets.experts import rollout_expert
-from lnmdn_envs._pusht_geometry import T_KEYPOINTS, T_OUTLINE
 from lnmdn_envs.pusht import AGENT_RADIUS, GOAL_POSE, WORKSPACE, PushTEnv
+from lnmdn_envs.pusht_geometry import T_KEYPOINTS, T_OUTLINE, body_to_world
 
 __all__ = ["PushTExpert", "measure_success"]
 
@@ -60,12 +60,11 @@ _RECTS_LOCAL: tuple[tuple[Point, ...], ...] = (
     ((-60.0, 0.0), (60.0, 0.0), (60.0, 30.0), (-60.0, 30.0)),
     ((-15.0, 30.0), (15.0, 30.0), (15.0, 120.0), (-15.0, 120.0)),
 )
-_KP = np.asarray(T_KEYPOINTS)  # (9, 2) body-frame keypoints
 
 
 def _keypoints(x: float, y: float, angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.stack([x + c * _KP[:, 0] - s * _KP[:, 1], y + s * _KP[:, 0] + c * _KP[:, 1]], axis=1)
+    """(9, 2) world keypoints of the block at ``(x, y, angle)``."""
+    return np.asarray(body_to_world(T_KEYPOINTS, x, y, angle))
 
 
 _GOAL_KP = _keypoints(*GOAL_POSE)
@@ -75,11 +74,6 @@ def pose_error(x: float, y: float, angle: float) -> float:
     """Mean squared keypoint distance (px^2) between the block at ``(x, y, angle)`` and the goal."""
     d = _keypoints(x, y, angle) - _GOAL_KP
     return float(np.mean(np.sum(d * d, axis=1)))
-
-
-def _to_world(points: tuple[Point, ...], x: float, y: float, angle: float) -> list[Point]:
-    c, s = math.cos(angle), math.sin(angle)
-    return [(x + c * px - s * py, y + s * px + c * py) for px, py in points]
 
 
 def _point_segment_distance(p: Point, a: Point, b: Point) -> float:
@@ -240,7 +234,9 @@ class PushTExpert:
         self._planned_block: np.ndarray | None = None
         self._push_scale = 1.0
         self._walk_left = 0
-        self._contacts_local = self._contact_points()
+        contacts = self._contact_points()
+        self._contact_xy = [p for p, _ in contacts]  # body frame
+        self._normal_xy = [n for _, n in contacts]
 
     # ------------------------------------------------------------------ Expert protocol
     def reset(self, env: gym.Env[Any, Any], rng: np.random.Generator) -> None:
@@ -298,17 +294,17 @@ class PushTExpert:
         agent = (float(state[0]), float(state[1]))
         bx, by, angle = (float(v) for v in state[2:])
         err0 = pose_error(bx, by, angle)
-        rects = [_to_world(r, bx, by, angle) for r in _RECTS_LOCAL]
+        rects = [body_to_world(r, bx, by, angle) for r in _RECTS_LOCAL]
         hull = _convex_hull([p for r in rects for p in r])
         ring = _ring(hull, AGENT_RADIUS + self.ring_margin)
-        c, s = math.cos(angle), math.sin(angle)
+        # Contacts and their outward normals in the world (a normal is a direction: no translation).
+        contacts = body_to_world(self._contact_xy, bx, by, angle)
+        normals = body_to_world(self._normal_xy, 0.0, 0.0, angle)
         # Push length per step shrinks with the error: long pushes far away, fine ones near.
         step = self._push_scale * min(12.0, max(1.0, 0.12 * math.sqrt(err0)))
         options: list[_Option] = []
         cache: dict[str, list[int]] = {}  # ring points the agent can walk to straight away
-        for (px, py), (nx, ny) in self._contacts_local:
-            wx, wy = bx + c * px - s * py, by + s * px + c * py
-            wnx, wny = c * nx - s * ny, s * nx + c * ny
+        for (wx, wy), (wnx, wny) in zip(contacts, normals, strict=True):
             gap = AGENT_RADIUS + 2.0
             pre = (wx + gap * wnx, wy + gap * wny)
             if not (0.0 <= pre[0] <= WORKSPACE and 0.0 <= pre[1] <= WORKSPACE):

@@ -15,8 +15,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import lnmdn_envs
-from lnmdn_envs._pusht_geometry import T_AREA, t_overlap_area, t_world_rects
 from lnmdn_envs.pusht import GOAL_POSE, OBS_TYPES, PushTEnv, legacy_initial_state
+from lnmdn_envs.pusht_geometry import (
+    T_AREA,
+    T_KEYPOINTS,
+    body_to_world,
+    t_overlap_area,
+    t_world_rects,
+)
 
 ENV_ID = "lnmdn/PushT-v0"
 
@@ -288,6 +294,21 @@ def test_legacy_seeding_reproduces_diffusion_policy_starts() -> None:
 
 
 # --------------------------------------------------------------------------- coverage
+def test_body_to_world_rotates_about_the_origin_then_translates() -> None:
+    (p,) = body_to_world([(10.0, 0.0)], 100.0, 200.0, math.pi / 2)
+    assert p == pytest.approx((100.0, 210.0), abs=1e-12)
+    (d,) = body_to_world([(0.0, 1.0)], 0.0, 0.0, math.pi)  # a direction: no translation
+    assert d == pytest.approx((0.0, -1.0), abs=1e-12)
+    # The env's keypoint observation is the same transform of the same points, bit for bit.
+    env = PushTEnv(obs_type="keypoints")
+    env.reset(seed=4)
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        obs, _, _, _, info = env.step(rng.uniform(0, 512, size=2))
+        expected = np.asarray(body_to_world(T_KEYPOINTS, *info["block_pose"]))
+        np.testing.assert_array_equal(obs[:18].reshape(9, 2), expected)
+
+
 def test_coverage_matches_shapely_on_random_poses() -> None:
     shapely_geometry = pytest.importorskip("shapely.geometry")
 

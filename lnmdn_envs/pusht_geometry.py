@@ -1,4 +1,9 @@
-"""Exact T-on-T overlap for Push-T's coverage, in plain Python floats.
+"""The Push-T block's geometry: its shape, its pose in the world, and exact T-on-T overlap.
+
+Plain Python floats throughout (these 4- and 9-point polygons are faster as lists than as numpy
+arrays). The env (coverage, keypoint observations), the scripted expert (planning) and the zarr
+converter (coverage of recorded states) all place the T with :func:`body_to_world`, so they
+round identically.
 
 The T block is the union of two rectangles with disjoint interiors (Diffusion Policy's ``add_tee``
 with ``scale=30``, ``length=4``):
@@ -18,12 +23,14 @@ for these 4-vertex polygons, and with no GEOS dependency.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 __all__ = [
     "T_AREA",
     "T_KEYPOINTS",
     "T_OUTLINE",
     "T_RECTS",
+    "body_to_world",
     "intersection_area",
     "t_overlap_area",
     "t_world_rects",
@@ -66,6 +73,28 @@ def _signed_area(poly: Polygon) -> float:
     return 0.5 * s
 
 
+def body_to_world(points: Iterable[Point], x: float, y: float, angle: float) -> list[Point]:
+    """Body-frame points of a T at pose ``(x, y, angle)``, in world coordinates.
+
+    The one place the T's body-to-world transform is written: rotate by ``angle`` about the body
+    origin, then translate by ``(x, y)``, evaluated as ``x + c px - s py`` and ``y + s px + c py``
+    in that order (the order fixes the rounding, which recorded datasets depend on). For a
+    direction (an edge normal), pass ``x = y = 0``.
+
+    Args:
+        points: ``(px, py)`` pairs in the body frame (e.g. :data:`T_KEYPOINTS`).
+        x: body-frame origin x (pymunk ``body.position``).
+        y: body-frame origin y.
+        angle: body angle in radians.
+
+    Returns:
+        The points in world coordinates, in the same order.
+    """
+    c = math.cos(angle)
+    s = math.sin(angle)
+    return [(x + c * px - s * py, y + s * px + c * py) for px, py in points]
+
+
 def t_world_rects(x: float, y: float, angle: float) -> list[Polygon]:
     """World vertices of the T's two rectangles at pose ``(x, y, angle)``, each counter-clockwise.
 
@@ -77,11 +106,9 @@ def t_world_rects(x: float, y: float, angle: float) -> list[Polygon]:
     Returns:
         Two 4-vertex polygons, counter-clockwise in the (x, y) plane.
     """
-    c = math.cos(angle)
-    s = math.sin(angle)
     rects = []
     for rect in T_RECTS:
-        poly = [(x + c * vx - s * vy, y + s * vx + c * vy) for vx, vy in rect]
+        poly = body_to_world(rect, x, y, angle)
         if _signed_area(poly) < 0.0:
             poly.reverse()
         rects.append(poly)
