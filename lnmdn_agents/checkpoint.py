@@ -6,9 +6,6 @@ Loading an untrusted checkpoint runs no code: JSON and safetensors hold data onl
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lnmdn_agents.policies.base import PolicyBase, config_from_dict, get_policy_class
+
+# The project's one atomic-write helper lives in the lowest layer; these names stay importable
+# from here, where they used to be defined.
+from lnmdn_envs.atomic import atomic_path, atomic_write_bytes, atomic_write_text, current_umask
 
 __all__ = [
     "atomic_write_bytes",
@@ -29,48 +30,6 @@ __all__ = [
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-_umask_lock = threading.Lock()
-
-
-def current_umask() -> int:
-    """The process's umask (read without changing it for other threads)."""
-    with _umask_lock:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def _file_mode() -> int:
-    """Mode of a new file as ``open`` would make it (0644 under the usual umask 022)."""
-    return 0o666 & ~current_umask()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename.
-
-    The file gets the mode a plain ``open`` would give it (world-readable under the usual umask),
-    not the 0600 of the temporary file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_policy(
@@ -90,15 +49,8 @@ def save_policy(
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
     metadata = {k: json.dumps(v) for k, v in (extra or {}).items()}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata or None)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, directory / WEIGHTS_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata=metadata or None)
     atomic_write_text(directory / CONFIG_NAME, json.dumps(policy.config.to_dict(), indent=2) + "\n")
     return directory
 

@@ -35,6 +35,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
+from lnmdn_envs.atomic import atomic_path, replace_directory
+
 __all__ = [
     "AUTHOR",
     "AUTHOR_CONTACT",
@@ -369,7 +371,6 @@ def write_dataset(
     _remove_stale_builds(root)
     build_root = root / f"{_BUILD_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     build_root.mkdir()
-    trash: Path | None = None
     try:
         with _root_env(build_root), warnings.catch_warnings():
             # eval_env None -> Minari warns and uses env_spec for evaluation, which we want.
@@ -395,14 +396,11 @@ def write_dataset(
             storage.update_metadata(_json_ready(extra))
         _ensure_namespaces(dataset_id)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            trash = root / f"{_BUILD_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-old"
-            os.replace(final, trash)
-        os.replace(build_root / dataset_id, final)
+        # The replaced dataset waits under a build name, so a crash leaves it to the next clean-up.
+        trash = root / f"{_BUILD_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-old"
+        replace_directory(build_root / dataset_id, final, aside=trash)
     finally:
         shutil.rmtree(build_root, ignore_errors=True)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
     logger.info("wrote %s (%d episodes) to %s", dataset_id, len(episodes), final)
     return final
 
@@ -511,13 +509,8 @@ def export_embedded(dataset_id: str, path: str | Path | None = None) -> Path:
     for key in info_keys:
         arrays[f"info.{key}"] = np.concatenate([r.infos[key] for r in records])
     out = Path(path) if path is not None else embedded_path(dataset_id)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
-    try:
+    with atomic_path(out) as tmp:
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

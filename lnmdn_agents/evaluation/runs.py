@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lnmdn_agents.checkpoint import atomic_write_text, load_policy
+from lnmdn_agents.checkpoint import load_policy
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
 from lnmdn_agents.policies.base import PolicyBase
+from lnmdn_envs.atomic import atomic_write_text
 
 __all__ = [
     "DATASET_ENVS",
