@@ -337,12 +337,15 @@ def _unknown_dataset_error(dataset_id: str) -> FileNotFoundError:
 
 
 def _install_if_possible(dataset_id: str) -> bool:
-    """Install an embedded dataset, or download a remote one; False when neither applies."""
+    """Unpack, build or download a missing dataset (:func:`lnmdn_datasets.provision.ensure_local`).
+
+    False when none of those applies.
+    """
     try:
-        minari_io = importlib.import_module("lnmdn_datasets.minari_io")
+        provision = importlib.import_module("lnmdn_datasets.provision")
     except ImportError:
         return False
-    return bool(minari_io.ensure_local(dataset_id))
+    return bool(provision.ensure_local(dataset_id))
 
 
 def _episodes_from_minari(dataset: Any) -> list[Episode]:

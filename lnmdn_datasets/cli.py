@@ -41,7 +41,8 @@ def list_cmd() -> None:
     """List the recipes, the embedded datasets and the local Minari datasets."""
     import minari
 
-    from lnmdn_datasets.minari_io import embedded_dataset_ids, minari_root
+    from lnmdn_datasets.embedded import embedded_dataset_ids
+    from lnmdn_datasets.minari_io import minari_root
     from lnmdn_datasets.recipes import RECIPES
 
     local = minari.list_local_datasets()
@@ -89,7 +90,7 @@ def build(
     """Run the experts and write their Minari datasets (atomically; seeded, reproducible)."""
     import minari
 
-    from lnmdn_datasets.minari_io import embedded_path, install_embedded
+    from lnmdn_datasets.embedded import embedded_path, install_embedded
     from lnmdn_datasets.recipes import RECIPES, get_recipe
     from lnmdn_datasets.recipes import build as build_recipe
 
@@ -195,7 +196,7 @@ def download(
     dataset_id: Annotated[str, typer.Argument(help="e.g. D4RL/pointmaze/umaze-v2")],
 ) -> None:
     """Download a remote Minari dataset; offline, a clear message instead of a traceback."""
-    from lnmdn_datasets.minari_io import DatasetDownloadError, download_dataset
+    from lnmdn_datasets.download import DatasetDownloadError, download_dataset
 
     try:
         download_dataset(dataset_id)
@@ -212,7 +213,7 @@ def pack(
     ] = None,
 ) -> None:
     """Pack a local dataset into a compressed .npz (what ships in lnmdn_datasets/embedded/)."""
-    from lnmdn_datasets.minari_io import export_embedded
+    from lnmdn_datasets.embedded import export_embedded
 
     out = export_embedded(dataset_id, output)
     typer.echo(f"packed {dataset_id} into {out} ({out.stat().st_size / 1e6:.2f} MB)")

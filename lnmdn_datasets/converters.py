@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from lnmdn_datasets.minari_io import EpisodeRecord, write_dataset
+from lnmdn_datasets.episodes import EpisodeRecord
+from lnmdn_datasets.minari_io import write_dataset
 
 __all__ = ["CAN_OBS_KEYS", "convert_pusht_zarr", "convert_robomimic_hdf5", "pusht_coverage"]
 

@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from lnmdn_datasets.episodes import EpisodeRecord
 from lnmdn_datasets.experts import replay_episode, rollout_expert
-from lnmdn_datasets.minari_io import EpisodeRecord, write_dataset
+from lnmdn_datasets.minari_io import CHECKSUM_KEY, dataset_checksum, minari_root, write_dataset
 
 __all__ = [
     "EXPERT_SEED_SALT",
@@ -248,7 +249,6 @@ def build(
         FileExistsError: the dataset exists and ``force`` is false (checked before running).
         RuntimeError: the expert failed too often to reach ``n_episodes`` successes.
     """
-    from lnmdn_datasets.minari_io import minari_root
     from lnmdn_envs import make_task_env
 
     if isinstance(recipe, str):
@@ -394,8 +394,6 @@ def verify(
         FileNotFoundError: the dataset is not local (the message says how to make it).
     """
     import minari
-
-    from lnmdn_datasets.minari_io import CHECKSUM_KEY, dataset_checksum, minari_root
 
     if dataset_id not in minari.list_local_datasets():
         how = (

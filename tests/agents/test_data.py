@@ -281,7 +281,8 @@ def test_d4rl_pointmaze_layout_maps_to_our_observation():
     """A dataset in Minari's D4RL/pointmaze layout (dict observations from gymnasium-robotics'
     own PointMaze_UMaze-v3) loads as [x, y, vx, vy, goal_x, goal_y]."""
     gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
-    from lnmdn_datasets.minari_io import EpisodeRecord, write_dataset
+    from lnmdn_datasets.episodes import EpisodeRecord
+    from lnmdn_datasets.minari_io import write_dataset
 
     gym.register_envs(gymnasium_robotics)
     env = gym.make("PointMaze_UMaze-v3", continuing_task=True)

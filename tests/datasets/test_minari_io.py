@@ -12,16 +12,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lnmdn_datasets import minari_io
-from lnmdn_datasets.minari_io import (
-    DatasetDownloadError,
-    EpisodeRecord,
-    download_dataset,
-    export_embedded,
-    install_embedded,
-    read_records,
-    write_dataset,
-)
+from lnmdn_datasets import embedded, minari_io
+from lnmdn_datasets.download import DatasetDownloadError, download_dataset
+from lnmdn_datasets.embedded import export_embedded, install_embedded
+from lnmdn_datasets.episodes import EpisodeRecord
+from lnmdn_datasets.minari_io import read_records, write_dataset
 
 PENDULUM = gym.spec("Pendulum-v1")
 
@@ -233,7 +228,7 @@ def test_load_episodes_installs_an_embedded_copy(tmp_path, monkeypatch):
     write_pendulum("test/pendulum/random-v0", records)
     packed = export_embedded("test/pendulum/random-v0", tmp_path / "test__pendulum__random-v0.npz")
     minari.delete_dataset("test/pendulum/random-v0")
-    monkeypatch.setattr(minari_io, "embedded_path", lambda dataset_id: tmp_path / packed.name)
+    monkeypatch.setattr(embedded, "embedded_path", lambda dataset_id: tmp_path / packed.name)
     episodes = load_episodes("test/pendulum/random-v0")
     assert "test/pendulum/random-v0" in minari.list_local_datasets()
     assert len(episodes) == 3

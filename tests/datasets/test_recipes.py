@@ -182,7 +182,7 @@ def test_embedded_pusht_is_what_the_recipe_builds():
     """The packaged Push-T data installs on first load and is bit-identical to a fresh rollout
     of the current expert from the same seed (a stale embedded file fails here)."""
     from lnmdn_agents.data import load_episodes
-    from lnmdn_datasets.minari_io import embedded_dataset_ids
+    from lnmdn_datasets.embedded import embedded_dataset_ids
     from lnmdn_datasets.recipes import record_episode
     from lnmdn_envs import make_task_env
 
