@@ -61,7 +61,15 @@ TRAINING_FRACTIONS: tuple[float, ...] = (*(10 ** (-2 + k / 3) for k in range(6))
 
 @dataclass
 class Episode:
-    """One demonstration, in Minari's convention (L + 1 observations, L actions).
+    """One demonstration as a policy trains on it, in Minari's convention (L + 1 obs, L actions).
+
+    This is the training view of an episode, not a second record type: the datasets' one
+    episode record is :class:`lnmdn_datasets.episodes.EpisodeRecord` (rewards, flags, infos,
+    seed, dict observations, the arrays' own dtypes), which experts, converters and the Minari
+    I/O exchange. A policy needs only flat float32 observations and actions, checked finite,
+    and tests and examples build such episodes from plain arrays (``Episode(obs, actions)``),
+    with no rewards or infos to invent. :func:`load_episodes` makes them from a stored dataset
+    (flattening D4RL's dict observations).
 
     Attributes:
         observations: (L + 1, Do) float32; ``observations[t]`` is seen before ``actions[t]``.

@@ -182,21 +182,14 @@ def get_recipe(dataset_id: str) -> Recipe:
 def record_episode(env: Any, expert: Any, seed: int) -> tuple[EpisodeRecord, bool]:
     """Run ``expert`` for one episode on the single-step ``env`` from reset seed ``seed``.
 
+    The expert's own draws come from ``np.random.default_rng([EXPERT_SEED_SALT, seed])``.
+
     Returns:
         The episode (with ``infos`` ``state``, ``is_success``, ``score``) and whether it ended
         in success.
     """
-    ep = rollout_expert(env, expert, seed, np.random.default_rng([EXPERT_SEED_SALT, seed]))
-    record = EpisodeRecord(
-        observations=ep.observations,
-        actions=ep.actions,
-        rewards=ep.rewards,
-        terminations=ep.terminations,
-        truncations=ep.truncations,
-        infos={"state": ep.states, "is_success": ep.is_success, "score": ep.score},
-        seed=ep.seed,
-    )
-    return record, ep.success
+    record = rollout_expert(env, expert, seed, np.random.default_rng([EXPERT_SEED_SALT, seed]))
+    return record, record.success
 
 
 @dataclass

@@ -3,19 +3,21 @@
 Every expert follows the :class:`Expert` protocol: it acts on the single-step task env
 (``lnmdn_envs.make_task_env``) and may read privileged simulator state through ``env.unwrapped``.
 :func:`rollout_expert` runs one episode; the dataset recipes and each expert's success
-measurement use it, so what is measured is what a dataset records. :func:`replay_episode` is the
+measurement use it, so what is measured is what a dataset records: it returns the datasets' one
+episode type, :class:`lnmdn_datasets.episodes.EpisodeRecord`. :func:`replay_episode` is the
 replay self-test: a recorded episode's actions from its first recorded state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["Expert", "ExpertEpisode", "replay_episode", "rollout_expert"]
+from lnmdn_datasets.episodes import EpisodeRecord
+
+__all__ = ["Expert", "replay_episode", "rollout_expert"]
 
 
 class Expert(Protocol):
@@ -32,46 +34,13 @@ class Expert(Protocol):
         ...
 
 
-@dataclass
-class ExpertEpisode:
-    """One expert episode, in Minari's convention (L + 1 observations, L actions).
-
-    Attributes:
-        seed: the env reset seed.
-        observations: ``(L+1, Do)``, as the env returned them.
-        actions: ``(L, Da)`` as executed: checked, clipped and cast to the action space's dtype.
-        rewards: ``(L,)``.
-        terminations: ``(L,)`` bool.
-        truncations: ``(L,)`` bool.
-        states: ``(L+1, S)`` float64, ``env.unwrapped.get_state()`` before each action and after
-            the last (what ``reset(options={"reset_to_state": ...})`` takes).
-        is_success: ``(L+1,)`` bool, ``info["is_success"]`` after the reset and each step.
-        score: ``(L+1,)`` float, ``info["score"]`` likewise.
-    """
-
-    seed: int
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminations: np.ndarray
-    truncations: np.ndarray
-    states: np.ndarray
-    is_success: np.ndarray
-    score: np.ndarray
-
-    @property
-    def success(self) -> bool:
-        """Whether the episode ended in success."""
-        return bool(self.is_success[-1])
-
-
 def _state_of(env: gym.Env[Any, Any]) -> np.ndarray:
     return np.asarray(env.unwrapped.get_state(), dtype=np.float64).copy()  # type: ignore[attr-defined]
 
 
 def rollout_expert(
     env: gym.Env[Any, Any], expert: Expert, seed: int, rng: np.random.Generator
-) -> ExpertEpisode:
+) -> EpisodeRecord:
     """Run ``expert`` for one episode on the single-step ``env`` from reset seed ``seed``.
 
     Args:
@@ -81,7 +50,11 @@ def rollout_expert(
         rng: the expert's randomness for this episode.
 
     Returns:
-        The episode, ended by termination or truncation.
+        The episode, ended by termination or truncation, with ``seed`` and the ``infos``
+        ``"state"`` (``(L+1, S)`` float64, ``env.unwrapped.get_state()`` before each action and
+        after the last), ``"is_success"`` (``(L+1,)`` bool) and ``"score"`` (``(L+1,)`` float),
+        the env's values after the reset and each step. ``actions`` are as executed: checked,
+        clipped and cast to the action space's dtype.
     """
     from lnmdn_envs.validation import check_action
 
@@ -104,16 +77,18 @@ def rollout_expert(
         score.append(float(info.get("score", 0.0)))
         if terminated or truncated:
             break
-    return ExpertEpisode(
-        seed=int(seed),
+    return EpisodeRecord(
         observations=np.asarray(observations),
         actions=np.asarray(actions),
         rewards=np.asarray(rewards),
         terminations=np.asarray(terms),
         truncations=np.asarray(truncs),
-        states=np.asarray(states),
-        is_success=np.asarray(success),
-        score=np.asarray(score),
+        infos={
+            "state": np.asarray(states),
+            "is_success": np.asarray(success),
+            "score": np.asarray(score),
+        },
+        seed=int(seed),
     )
 
 

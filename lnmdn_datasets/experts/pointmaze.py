@@ -219,7 +219,7 @@ def measure_pointmaze_expert(
     for i in bar:
         ep = rollout_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
         lengths.append(len(ep.actions))
-        routes.append(bimodal_route(env.unwrapped, ep.states))
+        routes.append(bimodal_route(env.unwrapped, ep.infos["state"]))
         if not ep.success:
             failed.append(seed + i)
     env.close()

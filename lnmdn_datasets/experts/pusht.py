@@ -425,7 +425,7 @@ def measure_success(
         ep = rollout_expert(env, expert, seed + i, np.random.default_rng([seed, i]))
         successes.append(ep.success)
         lengths.append(len(ep.actions))
-        scores.append(float(ep.score[-1]))
+        scores.append(float(ep.infos["score"][-1]))
         logger.info("episode %d: success=%s length=%d", i, successes[-1], lengths[-1])
     elapsed = time.perf_counter() - start
     return {

@@ -38,7 +38,7 @@ def test_expert_follows_protocol_and_succeeds(episodes):
         assert ep.actions.dtype == np.float32 and ep.actions.shape[1] == 7
         assert np.all(np.abs(ep.actions) <= 1.0)
         assert ep.observations.shape == (len(ep.actions) + 1, 23)
-        assert ep.states.shape == (len(ep.actions) + 1, 71)
+        assert ep.infos["state"].shape == (len(ep.actions) + 1, 71)
         assert len(ep.actions) < 400  # terminated on success, before the time limit
 
 
@@ -60,7 +60,7 @@ def test_replay_from_first_state_reproduces_success(env, episodes):
     """robomimic #230: replaying a demo's actions from its first state must succeed too."""
     ep = episodes[0]
     env.reset(seed=123)  # the env was elsewhere before the replay
-    observations, is_success = replay_episode(env, ep.states[0], ep.actions)
+    observations, is_success = replay_episode(env, ep.infos["state"][0], ep.actions)
     assert is_success.any()
     assert len(observations) == len(ep.observations)
     np.testing.assert_array_equal(observations, ep.observations)  # bit for bit

@@ -73,7 +73,7 @@ def test_expert_is_deterministic_given_rng_and_episode_replays():
     assert not np.array_equal(a.actions[:10], c.actions[:10])  # the noise comes from the rng
     assert a.success and len(a.observations) == len(a.actions) + 1
     # replay: reset to the first stored state, apply the stored actions
-    env.reset(options={"reset_to_state": a.states[0]})
+    env.reset(options={"reset_to_state": a.infos["state"][0]})
     success = False
     for t, action in enumerate(a.actions):
         obs, _, terminated, _, info = env.step(action)
