@@ -42,8 +42,9 @@ def download_dataset(dataset_id: str) -> None:
         minari.download_dataset(dataset_id)
     except ImportError as err:
         raise DatasetDownloadError(
-            f"cannot download {dataset_id!r}: {err}. Install the 'agents' extra "
-            "(pip install -c constraints.txt -e '.[agents]'), which includes minari[hf]. " + advice
+            f"cannot download {dataset_id!r}: {err}. Install the 'datasets' extra "
+            "(pip install -c constraints.txt -e '.[datasets]'; 'agents' includes it), which "
+            "includes minari[hf]. " + advice
         ) from err
     except Exception as err:
         if not existed:

@@ -35,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
+import lnmdn_datasets._requirements  # noqa: F401  (a missing 'datasets' extra fails here, named)
 from lnmdn_datasets.episodes import EpisodeRecord, content_checksum
 from lnmdn_envs.atomic import replace_directory
 

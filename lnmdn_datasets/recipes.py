@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lnmdn_datasets.episodes import EpisodeRecord
 from lnmdn_datasets.experts import replay_episode, rollout_expert
@@ -242,6 +241,8 @@ def build(
         FileExistsError: the dataset exists and ``force`` is false (checked before running).
         RuntimeError: the expert failed too often to reach ``n_episodes`` successes.
     """
+    from tqdm.auto import tqdm
+
     from lnmdn_envs import make_task_env
 
     if isinstance(recipe, str):
@@ -387,6 +388,7 @@ def verify(
         FileNotFoundError: the dataset is not local (the message says how to make it).
     """
     import minari
+    from tqdm.auto import tqdm
 
     if dataset_id not in minari.list_local_datasets():
         how = (
