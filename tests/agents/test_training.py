@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from lnmdn_agents import load_policy
-from lnmdn_agents import training as training_mod
 from lnmdn_agents.checkpoint import policy_metadata
 from lnmdn_agents.data import Episode
 from lnmdn_agents.training import TrainConfig, lr_at, train
+from lnmdn_agents.training import loop as loop_mod
 
 WINDOW = {"horizon": 8, "n_action_steps": 4}
 SMALL = {
@@ -115,7 +115,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch,
     eps = synthetic_episodes()
     full = train(config(tmp_path, policy, run_name="full"), episodes=eps)
 
-    original = training_mod._save_checkpoint
+    original = loop_mod.save_checkpoint
 
     def crash_after_epoch_1(run_dir, epoch, *args, **kwargs):
         path = original(run_dir, epoch, *args, **kwargs)
@@ -123,11 +123,11 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch,
             raise KeyboardInterrupt("simulated interruption")
         return path
 
-    monkeypatch.setattr(training_mod, "_save_checkpoint", crash_after_epoch_1)
+    monkeypatch.setattr(loop_mod, "save_checkpoint", crash_after_epoch_1)
     cfg = config(tmp_path, policy, run_name="interrupted")
     with pytest.raises(KeyboardInterrupt):
         train(cfg, episodes=eps)
-    monkeypatch.setattr(training_mod, "_save_checkpoint", original)
+    monkeypatch.setattr(loop_mod, "save_checkpoint", original)
     with pytest.raises(FileExistsError, match="resume"):
         train(cfg, episodes=eps)
     resumed = train(cfg, resume=True, episodes=eps)
@@ -257,7 +257,7 @@ def test_cli_options_are_generated_from_train_config():
     from typer.testing import CliRunner
 
     from lnmdn_agents.cli import app
-    from lnmdn_agents.training import _parse_overrides
+    from lnmdn_agents.training.cli import _parse_overrides
 
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
