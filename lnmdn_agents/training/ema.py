@@ -11,7 +11,7 @@ import copy
 
 import torch
 
-from lnmdn_agents.policies import PolicyBase
+from lnmdn_agents.policies import PolicyBase, TrainingHooks
 
 __all__ = ["EMA"]
 
@@ -44,7 +44,6 @@ class EMA:
             be.copy_(b)
 
     def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
-        """Pass the policy's epoch hook on to the copy, so that both follow the same schedule."""
-        hook = getattr(self.model, "on_epoch_start", None)
-        if callable(hook):
-            hook(epoch, n_epochs)
+        """Call the copy's :class:`~lnmdn_agents.policies.TrainingHooks` hook, if it has one."""
+        if isinstance(self.model, TrainingHooks):
+            self.model.on_epoch_start(epoch, n_epochs)

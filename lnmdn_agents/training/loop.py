@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from lnmdn_agents.checkpoint import save_policy
-from lnmdn_agents.policies import make_policy
+from lnmdn_agents.policies import TrainingHooks, make_policy
 from lnmdn_agents.training.batches import derived_seed, epoch_batches, fit_batch_size
 from lnmdn_agents.training.config import PRECISIONS, TrainConfig
 from lnmdn_agents.training.distributed import barrier, setup_process, wrap_ddp
@@ -125,11 +125,10 @@ def train(
     params = [p for p in policy.parameters() if p.requires_grad]
     autocast = PRECISIONS[config.precision] is torch.bfloat16
     for epoch in range(start_epoch, config.epochs):
-        hook = getattr(policy, "on_epoch_start", None)
-        if callable(hook):
-            hook(epoch, config.epochs)
+        if isinstance(policy, TrainingHooks):
+            policy.on_epoch_start(epoch, config.epochs)
         if ema is not None:
-            ema.on_epoch_start(epoch, config.epochs)
+            ema.on_epoch_start(epoch, config.epochs)  # the copy follows the same schedule
         torch.manual_seed(derived_seed(config.seed, epoch, rank))
         t0 = time.perf_counter()
         for batch_idx in epoch_batches(n_train, batch_size, config.seed, epoch):
