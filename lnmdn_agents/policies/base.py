@@ -128,6 +128,9 @@ class TrainingHooks(Protocol):
     policy without them is trained on its ``compute_loss`` alone. Implement them as plain methods
     (no base class needed): ``liquid_mdn`` schedules its free-running loss share with
     :meth:`on_epoch_start`, ``lwd`` switches its training phase.
+
+    An EMA of the weights is not a hook but configuration: a policy config with the fields of
+    :class:`lnmdn_agents.training.ema.EMAFields` asks for one (``diffusion`` does).
     """
 
     def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
@@ -256,14 +259,6 @@ class PolicyBase(nn.Module):
         start = self.config.n_obs_steps - 1
         executed = chunk[:, start : start + self.config.n_action_steps].cpu().numpy()
         return (executed[0] if single else executed), state
-
-    def ema_decay(self, step: int) -> float | None:
-        """Decay of the weights' moving average after ``step`` optimiser steps; None = no EMA.
-
-        The training loop keeps the average and saves it as the policy's weights. Default: no EMA.
-        """
-        del step
-        return None
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -489,14 +489,6 @@ def test_the_policies_with_epoch_schedules_implement_the_training_hooks():
     assert hooked == {"liquid_mdn", "lstm_mdn", "gru_mdn", "lwd"}  # not diffusion: no schedule
 
 
-def test_diffusion_ema_decay_warms_up():
-    policy = make_policy("diffusion", small_config("diffusion"))
-    decays = [policy.ema_decay(s) for s in (0, 10, 1000, 10**9)]
-    assert decays[0] == 0.0 and decays[1] < decays[2] < decays[3] == 0.9999
-    off = make_policy("diffusion", small_config("diffusion", use_ema=False))
-    assert off.ema_decay(100) is None
-
-
 def test_diffusion_stratified_bound_estimates_the_full_bound():
     """The default log_prob (a few stratified timesteps) averages to the all-terms bound."""
     policy, batch = setup("diffusion", n=8)
