@@ -8,7 +8,8 @@
     policy = lnmdn_agents.load_policy(run_dir)
 
 The loop: AdamW, linear warm-up then cosine decay to ``min_lr``, gradient clipping, an EMA of the
-weights when the policy asks for one, the policy's ``on_epoch_start(epoch, n_epochs)`` hook,
+weights when the policy's config asks for one (``use_ema``: see ``ema``), the policy's
+``on_epoch_start(epoch, n_epochs)`` hook (:class:`~lnmdn_agents.policies.TrainingHooks`),
 validation each ``val_every`` epochs, metrics as JSON lines and an atomic checkpoint each
 ``checkpoint_every`` epochs.
 
