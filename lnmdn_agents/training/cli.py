@@ -125,8 +125,6 @@ def _make_train_command() -> Any:
     )
 
     def train_command(**kwargs: Any) -> None:
-        import click
-
         set_items = kwargs.pop("set_")
         resume = kwargs.pop("resume")
         overwrite = kwargs.pop("overwrite")
@@ -140,10 +138,11 @@ def _make_train_command() -> Any:
             from lnmdn_agents.recipes import load_recipe
 
             recipe = load_recipe(recipe_name)
+            # By name: typer bundles its own click, whose ParameterSource is another enum class.
             given = {
                 k: v
                 for k, v in kwargs.items()
-                if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+                if getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"
             }
             policy = str(given.get("policy", recipe.policy))
             overrides = _parse_overrides(set_items, policy)

@@ -93,3 +93,21 @@ def test_recipes_command_lists_every_recipe():
     listed = [line.split()[0] for line in result.output.splitlines()[1:-1]]
     assert listed == RECIPE_NAMES
     assert "lnmdn train --recipe NAME" in result.output
+
+
+def test_train_recipe_options_given_on_the_command_line_replace_the_recipes(monkeypatch):
+    from typer.testing import CliRunner
+
+    import lnmdn_agents.training as training_mod
+    from lnmdn_agents.cli import app
+
+    seen = []
+    monkeypatch.setattr(training_mod, "train", lambda config, **kw: seen.append(config))
+    args = ["train", "--recipe", "can/diffusion", "--output-dir", "elsewhere", "--epochs", "3"]
+    result = CliRunner().invoke(app, [*args, "--no-progress", "--set", "d_model=32"])
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    recipe = load_recipe("can/diffusion")
+    assert (config.output_dir, config.epochs, config.progress) == ("elsewhere", 3, False)
+    assert config.policy_overrides["d_model"] == 32
+    assert config.lr == recipe.train["lr"] and config.dataset == recipe.train["dataset"]
