@@ -3,13 +3,14 @@
 One record per epoch, with namespaced keys (cleanrl's ``train/``, ``val/``, ``eval/``,
 ``charts/``), the same in ``metrics.jsonl`` and in TensorBoard::
 
-    {"epoch": 0, "step": 7,                                    epoch: 0-based; step: after it
-     "train/grad_norm", "train/loss", "train/<loss info>",     means over the epoch's steps
-     "train/lr",                                               at the epoch's last step
-     "val/loss", "val/nll",                                    every val_every epochs
-     "eval/success_rate", "eval/mean_score", "eval/mean_length",   every eval_every epochs
-     "charts/samples_per_sec", "charts/epoch_time_s",
-     "charts/train_minutes", "charts/processes"}               time in optimiser steps only
+    {"epoch": 0, "step": 7,                             epoch: 0-based; step: done after it
+     "train/grad_norm", "train/loss", "train/<info>",   means over the epoch's steps
+     "train/lr",                                        the rate of the epoch's last step
+     "val/loss", "val/nll",                             every val_every epochs
+     "eval/success_rate", "eval/mean_score",            every eval_every epochs
+     "eval/mean_length",
+     "charts/samples_per_sec", "charts/epoch_time_s",   time in optimiser steps only
+     "charts/train_minutes", "charts/processes"}
 """
 
 from __future__ import annotations
