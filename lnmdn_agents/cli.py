@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from lnmdn_agents.bench import bench_command
+from lnmdn_agents.bench.cli import bench_command
 from lnmdn_agents.evaluation.cli import eval_command, runs_app
 from lnmdn_agents.policy_cli import policies_command
 from lnmdn_agents.recipes import recipes_command

@@ -17,12 +17,14 @@ from lnmdn_agents.checkpoint import atomic_write_text, load_policy
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
+from lnmdn_agents.policies.base import PolicyBase
 
 __all__ = [
     "DATASET_ENVS",
     "env_for_dataset",
     "evaluate_run",
     "list_runs",
+    "measure_run",
     "read_metrics",
     "read_train_config",
 ]
@@ -184,8 +186,8 @@ def evaluate_run(
         "closed_loop", "wall_time_s"}``.
     """
     with torch_threads(threads):
-        return _evaluate_run(
-            Path(run_dir),
+        _, info = measure_run(
+            run_dir,
             env_id,
             n_episodes,
             dataset_id,
@@ -198,11 +200,13 @@ def evaluate_run(
             video_dir=video_dir,
             seed=seed,
             progress=progress,
-            write=write,
             deterministic=deterministic,
             num_inference_steps=num_inference_steps,
             device=device,
         )
+    if write:
+        atomic_write_text(Path(run_dir) / "eval_info.json", json.dumps(info, indent=2) + "\n")
+    return info
 
 
 def _resolve_eval_device(device: str) -> str:
@@ -242,31 +246,74 @@ def set_inference_steps(policy: Any, steps: int) -> None:
         cfg.num_inference_steps = steps
 
 
-def _evaluate_run(
-    run_dir: Path,
+def measure_run(
+    run_dir: str | Path,
     env_id: str | None,
     n_episodes: int,
     dataset_id: str | None,
     *,
+    weights: str | Path | None = None,
     n_envs: int | None,
     offline: bool,
     closed_loop: bool,
     max_windows: int | None,
     ks: tuple[int, ...],
     latency_calls: int,
+    latency_warmup: int = 3,
     video_dir: str | Path | None,
+    n_videos: int = 2,
     seed: int,
     progress: bool,
-    write: bool,
+    offline_progress: bool | None = None,
     deterministic: bool,
     num_inference_steps: int | None,
     device: str,
-) -> dict[str, Any]:
+) -> tuple[PolicyBase, dict[str, Any]]:
+    """Load one run's policy and measure it: size, latency, offline metrics, closed loop.
+
+    The one evaluation of a run, behind ``lnmdn eval`` (:func:`evaluate_run`, which sets the
+    torch threads and writes ``eval_info.json``) and each ``lnmdn bench`` cell (which loads the
+    checkpoint its run selected, ``weights``, and keeps the policy for its figures). It runs on
+    the caller's torch threads and writes nothing.
+
+    Args:
+        run_dir: the run folder; its ``train_config.json`` (if any) gives the dataset and the
+            split seed.
+        env_id: closed-loop env; None: the env of the dataset.
+        n_episodes: closed-loop episodes (seeds 100000, 100001, ...).
+        dataset_id: offline evaluation data (test split); None: the run's training dataset.
+        weights: folder of the ``config.json`` + ``model.safetensors`` to load (``run_dir/best``
+            for the checkpoint validation selected); None: ``run_dir``.
+        n_envs: vector envs for the rollouts.
+        offline: compute the offline metrics.
+        closed_loop: run the rollouts.
+        max_windows: cap on test windows for the offline metrics (None: all).
+        ks: best-of-K values.
+        latency_calls: timed calls per latency measurement (0: skip).
+        latency_warmup: untimed calls before the timed ones.
+        video_dir: videos of the first episodes.
+        n_videos: how many episodes to film when ``video_dir`` is given.
+        seed: sampling seed (latency, offline and closed loop).
+        progress: progress bars.
+        offline_progress: a bar for the offline metrics; None: as ``progress``.
+        deterministic: closed-loop actions with ``deterministic=True``.
+        num_inference_steps: denoising steps at inference (diffusion, lwd); None: the run's.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``: where the policy runs.
+
+    Returns:
+        The loaded policy, and ``{"name", "run_dir", "policy", "dataset", "env_id", "params",
+        "settings", "latency", "offline", "closed_loop", "wall_time_s"}`` (``latency``,
+        ``offline`` and ``closed_loop`` only when measured).
+
+    Raises:
+        ValueError: no env can be told (no ``env_id`` and no dataset), or an unknown env id.
+    """
     from lnmdn_agents.evaluation.rollout import check_env_id
 
     t0 = time.perf_counter()
     device = _resolve_eval_device(device)
-    policy = load_policy(run_dir, map_location=device)
+    run_dir = Path(run_dir)
+    policy = load_policy(run_dir if weights is None else weights, map_location=device)
     if num_inference_steps is not None:
         set_inference_steps(policy, num_inference_steps)
     train_cfg = read_train_config(run_dir)
@@ -296,7 +343,9 @@ def _evaluate_run(
         },
     }
     if latency_calls > 0:
-        info["latency"] = policy_latency(policy, n_calls=latency_calls, warmup=3, seed=seed)
+        info["latency"] = policy_latency(
+            policy, n_calls=latency_calls, warmup=latency_warmup, seed=seed
+        )
     if offline:
         if dataset_id is None:
             logger.warning("no dataset for %s: offline metrics skipped (pass --dataset)", run_dir)
@@ -308,7 +357,7 @@ def _evaluate_run(
                 seed=seed,
                 max_windows=max_windows,
                 split_seed=split_seed,
-                progress=progress,
+                progress=progress if offline_progress is None else offline_progress,
             )
     if closed_loop and n_episodes > 0:
         info["closed_loop"] = evaluate(
@@ -318,11 +367,10 @@ def _evaluate_run(
             n_envs=n_envs,
             video_dir=video_dir,
             progress=progress,
+            n_videos=n_videos,
             dataset_id=dataset_id if dataset_id and dataset_id.startswith("lnmdn/") else None,
             torch_seed=seed,
             deterministic=deterministic,
         )
     info["wall_time_s"] = time.perf_counter() - t0
-    if write:
-        atomic_write_text(run_dir / "eval_info.json", json.dumps(info, indent=2) + "\n")
-    return info
+    return policy, info

@@ -45,7 +45,13 @@ CPU, NCCL on CUDA); rank 0 validates and writes the run folder.
 """
 
 from lnmdn_agents.training.cli import train_command
-from lnmdn_agents.training.config import PRECISIONS, VALIDATION_SEED_BASE, TrainConfig
+from lnmdn_agents.training.config import (
+    PRECISIONS,
+    RUN_PLACE,
+    VALIDATION_SEED_BASE,
+    TrainConfig,
+    config_diff,
+)
 from lnmdn_agents.training.loop import train
 from lnmdn_agents.training.optim import lr_at
 from lnmdn_agents.training.resume import CHECKPOINT_DIR
@@ -55,8 +61,10 @@ __all__ = [
     "BEST_DIR",
     "CHECKPOINT_DIR",
     "PRECISIONS",
+    "RUN_PLACE",
     "VALIDATION_SEED_BASE",
     "TrainConfig",
+    "config_diff",
     "lr_at",
     "train",
     "train_command",

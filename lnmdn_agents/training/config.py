@@ -7,6 +7,8 @@ a key of a committed recipe; the run folder keeps them in ``train_config.json``.
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import torch
 from lnmdn_agents.config_fields import check_field_types
 from lnmdn_agents.policies import PolicyConfig, get_policy_class
 
-__all__ = ["PRECISIONS", "VALIDATION_SEED_BASE", "TrainConfig"]
+__all__ = ["PRECISIONS", "RUN_PLACE", "VALIDATION_SEED_BASE", "TrainConfig", "config_diff"]
 
 VALIDATION_SEED_BASE = 50_000
 """First closed-loop validation seed: above the dataset seeds, below the test seeds (100000+)."""
@@ -155,3 +157,26 @@ class TrainConfig:
         """The policy's config: its defaults, ``policy_overrides``, and the dataset's dimensions."""
         cfg_cls = get_policy_class(self.policy).config_class
         return cfg_cls(**{**self.policy_overrides, "obs_dim": obs_dim, "action_dim": action_dim})
+
+
+RUN_PLACE = frozenset({"output_dir", "run_name", "progress", "num_threads", "device"})
+"""TrainConfig fields that say where and how visibly a run trains, not what it learns."""
+
+
+def config_diff(
+    saved: dict[str, Any], config: TrainConfig, ignored: Iterable[str] = RUN_PLACE
+) -> dict[str, tuple[Any, Any]]:
+    """``{field: (saved, given)}``: where ``config`` differs from a saved ``train_config.json``.
+
+    ``ignored`` fields are left out. A field missing from ``saved`` (written before the field
+    existed) counts as its default, so older run folders stay comparable; tuples compare equal
+    to the lists JSON stores.
+    """
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    given = json.loads(json.dumps(config.to_dict()))
+    skip = set(ignored)
+    return {
+        k: (saved.get(k, defaults[k]), v)
+        for k, v in given.items()
+        if k not in skip and saved.get(k, defaults[k]) != v
+    }

@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lnmdn_agents.checkpoint import atomic_write_text, current_umask
+from lnmdn_agents.training.config import RUN_PLACE, config_diff
 from lnmdn_agents.training.distributed import barrier
 
 if TYPE_CHECKING:
@@ -37,11 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_DIR",
-    "RESUME_MAY_CHANGE",
     "TRAIN_CONFIG_NAME",
     "check_run_folder",
     "checkpoint_epoch",
-    "config_diff",
     "has_checkpoint",
     "load_checkpoint",
     "save_checkpoint",
@@ -52,8 +51,6 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 TRAIN_CONFIG_NAME = "train_config.json"
-RESUME_MAY_CHANGE = ("progress", "num_threads", "device", "epochs")
-"""The :class:`TrainConfig` fields ``--resume`` may change; the others must match the saved run."""
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -199,7 +196,8 @@ def check_run_folder(
     Raises:
         FileExistsError: the folder holds a run and neither ``resume`` nor ``overwrite`` is set.
         ValueError: ``resume`` with ``overwrite``; ``resume`` with settings other than the saved
-            ones (beyond :data:`RESUME_MAY_CHANGE`) or with fewer epochs than already done.
+            ones (``epochs`` and the :data:`~lnmdn_agents.training.config.RUN_PLACE` fields
+            aside) or with fewer epochs than already done.
     """
     run_dir = config.run_dir
     if resume and overwrite:
@@ -225,12 +223,16 @@ def check_run_folder(
 
 
 def _check_resume(config: TrainConfig) -> None:
-    """``--resume``: the saved settings must match, and ``epochs`` may only grow."""
+    """``--resume``: the saved settings must match, and ``epochs`` may only grow.
+
+    Where and how visibly the run trains (``RUN_PLACE``: folder, device, threads, progress) may
+    change too, so a moved run folder resumes.
+    """
     run_dir = config.run_dir
     saved_cfg_path = run_dir / TRAIN_CONFIG_NAME
     if saved_cfg_path.is_file():
         saved = json.loads(saved_cfg_path.read_text())
-        diff = config_diff(saved, config)
+        diff = config_diff(saved, config, ignored=RUN_PLACE | {"epochs"})
         if diff:
             raise ValueError(
                 f"--resume with a different config than {saved_cfg_path}: "
@@ -257,12 +259,3 @@ def _check_resume(config: TrainConfig) -> None:
     if not has_checkpoint(run_dir):
         logger.warning("no checkpoint in %s: starting from scratch", run_dir)
 
-
-def config_diff(saved: dict[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """``{field: (saved, given)}`` for the fields that differ, :data:`RESUME_MAY_CHANGE` aside."""
-    given = json.loads(json.dumps(config.to_dict()))  # as saved: tuples are lists
-    return {
-        k: (saved.get(k), v)
-        for k, v in given.items()
-        if k not in RESUME_MAY_CHANGE and saved.get(k) != v
-    }

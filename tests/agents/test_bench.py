@@ -157,9 +157,11 @@ def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypat
     def no_training(*a, **k):
         raise AssertionError("a finished cell was recomputed")
 
-    monkeypatch.setattr(bench, "run_cell", no_training)
+    monkeypatch.setattr(bench.run, "run_cell", no_training)  # where run_bench calls it
     again = bench.run_bench(preset, out)
     assert again["computed"] == [] and again["n_cells"] == 2
+    with pytest.raises(AssertionError, match="recomputed"):  # the patch above does take effect
+        bench.run_bench(preset, out, force=True)
 
 
 def test_eval_cli_writes_eval_info_and_compares_runs(tiny_pusht, tmp_path):
@@ -207,7 +209,7 @@ def test_eval_no_offline_table_has_no_offline_columns(tiny_pusht, tmp_path):
 def test_maze_trajectories_are_drawn_in_the_maze_plane(_isolated_minari_root):
     """PointMaze chunks become the ball's x-y path: replaying the demo chunk from the window's
     observation retraces the recorded positions, and the figure's axes say x (m), y (m)."""
-    from lnmdn_agents.bench import _maze_paths
+    from lnmdn_agents.bench.trajectories import maze_paths
     from lnmdn_agents.data import load_episodes
     from lnmdn_agents.evaluation.report import plot_trajectories
     from lnmdn_datasets.recipes import build
@@ -218,7 +220,7 @@ def test_maze_trajectories_are_drawn_in_the_maze_plane(_isolated_minari_root):
     obs = ep.observations[t - to + 1 : t + 1]
     demo = ep.actions[t - to + 1 : t - to + 1 + horizon]
     traj = {"obs": [obs.tolist()], "demo": [demo.tolist()], "samples": [[demo.tolist()]]}
-    paths = _maze_paths("lnmdn/PointMaze-Bimodal-v0", traj, n_obs_steps=to)
+    paths = maze_paths("lnmdn/PointMaze-Bimodal-v0", traj, n_obs_steps=to)
     xy = np.asarray(paths["xy_demo"][0])
     recorded = ep.observations[t : t + len(xy), :2]
     assert xy.shape == (horizon - to + 2, 2)
@@ -290,7 +292,8 @@ def test_demo_preset_evaluates_the_shipped_recipe_runs(tmp_path):
     """make demo's Push-T cells load the runs in checkpoints/, which the recipes must have made."""
     import shutil
 
-    from lnmdn_agents.bench import SHIPPED_RUNS, _pretrained_run
+    from lnmdn_agents.bench import SHIPPED_RUNS
+    from lnmdn_agents.bench.cells import _pretrained_run
     from lnmdn_agents.recipes import load_recipe
 
     demo = make_preset("demo")

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import lnmdn_agents.bench as bench
 from lnmdn_agents.bench import cell_id, run_bench
-from lnmdn_agents.bench_executors import cell_resources, require_ray
+from lnmdn_agents.bench.executors import cell_resources, require_ray
 from lnmdn_agents.cli import app
 
 ray = pytest.importorskip("ray", reason="the 'distributed' extra (Ray) is not installed")
@@ -69,7 +69,7 @@ def test_ray_executor_gives_the_local_executor_results(
         local = run_bench(preset, tmp_path / "local")
     monkeypatch.setitem(bench.PRESETS, "tiny", lambda: tiny_preset())
     out = tmp_path / "ray"
-    with caplog.at_level("INFO", logger="lnmdn_agents.bench_executors"):
+    with caplog.at_level("INFO", logger="lnmdn_agents.bench.executors"):
         result = CliRunner().invoke(
             app, ["bench", "--preset", "tiny", "--executor", "ray", "--out", str(out)]
         )
@@ -104,7 +104,7 @@ def test_a_failing_cell_is_retried_then_reported_and_the_others_finish(
     broken = {**TINY_MODELS, "diffusion": {**TINY_MODELS["diffusion"], "no_such_field": 1}}
     monkeypatch.setitem(bench.PRESETS, "tiny", lambda: tiny_preset(policy_overrides=broken))
     out = tmp_path / "bench"
-    with caplog.at_level("INFO", logger="lnmdn_agents.bench_executors"):
+    with caplog.at_level("INFO", logger="lnmdn_agents.bench.executors"):
         result = CliRunner().invoke(
             app,
             [

@@ -415,3 +415,18 @@ def test_ema_update_averages_the_parameters_and_copies_the_buffers():
     assert torch.allclose(ema.model.state_dict()[name], expected, atol=1e-6, rtol=0)
     assert torch.equal(ema.model.normalizer.obs_min, policy.normalizer.obs_min)  # not averaged
     assert EMA.for_policy(make_policy("diffusion", use_ema=False, **SMALL["diffusion"])) is None
+
+
+def test_a_moved_run_folder_from_before_a_new_field_resumes(tmp_path):
+    eps = synthetic_episodes()
+    first = train(config(tmp_path, run_name="old", epochs=1), episodes=eps)
+    saved_path = first / "train_config.json"
+    saved = json.loads(saved_path.read_text())
+    del saved["precision"]  # written before the field existed: it counts as its default
+    saved_path.write_text(json.dumps(saved))
+    first.rename(tmp_path / "moved")
+    run = train(config(tmp_path, run_name="moved", epochs=2), resume=True, episodes=eps)
+    assert policy_metadata(run)["epoch"] == 2
+    with pytest.raises(ValueError, match="precision"):
+        train(config(tmp_path, run_name="moved", epochs=3, precision="bfloat16"), resume=True,
+              episodes=eps)  # fmt: skip

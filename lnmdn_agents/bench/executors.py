@@ -1,6 +1,6 @@
 """Where ``lnmdn bench`` runs its cells: in this process (``local``) or on a Ray cluster (``ray``).
 
-The local executor is the loop in :func:`lnmdn_agents.bench.run_bench` and needs nothing more.
+The local executor is the loop in :func:`lnmdn_agents.bench.run.run_bench` and needs nothing more.
 The Ray executor (``--executor ray``, the ``distributed`` extra) submits each cell as one Ray task
 that declares its resources (:func:`cell_resources`), and writes each result the driver gets back
 to ``<out>/cells/`` atomically, as the local executor does, so that ``results.json`` and the
@@ -21,8 +21,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from lnmdn_agents.bench.cells import cell_file, cell_id, run_cell
+from lnmdn_agents.checkpoint import atomic_write_text
+
 if TYPE_CHECKING:
-    from lnmdn_agents.bench import BenchPreset
+    from lnmdn_agents.bench.presets import BenchPreset
 
 __all__ = [
     "EXECUTORS",
@@ -108,8 +111,6 @@ def _ray_cell(
     preset: BenchPreset, cell: Cell, out: str, retrain: bool, command: str | None = None
 ) -> dict[str, Any]:
     """One cell in a Ray worker (the body of the Ray task)."""
-    from lnmdn_agents.bench import run_cell
-
     task, policy, fraction, seed = cell
     return run_cell(
         preset, task, policy, fraction, seed, Path(out), retrain, progress=False, command=command
@@ -182,9 +183,6 @@ def run_cells_ray(
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from lnmdn_agents.bench import _cell_file, cell_id
-    from lnmdn_agents.checkpoint import atomic_write_text
-
     if max_retries < 0:
         raise ValueError(f"max_retries must be >= 0, got {max_retries=}")
     if not cells:
@@ -248,7 +246,7 @@ def run_cells_ray(
                     )
                     continue
                 # The driver writes the cell: the worker's own copy may be on another machine.
-                atomic_write_text(_cell_file(out, cid), json.dumps(result, indent=1) + "\n")
+                atomic_write_text(cell_file(out, cid), json.dumps(result, indent=1) + "\n")
                 computed.append(cid)
                 bar.update(1)
                 logger.info(
