@@ -163,20 +163,25 @@ RUN_PLACE = frozenset({"output_dir", "run_name", "progress", "num_threads", "dev
 """TrainConfig fields that say where and how visibly a run trains, not what it learns."""
 
 
+ADDED_FIELDS: dict[str, Any] = {"precision": "float32"}
+"""TrainConfig fields added after runs were saved -> the value those runs trained with."""
+
+
 def config_diff(
     saved: dict[str, Any], config: TrainConfig, ignored: Iterable[str] = RUN_PLACE
 ) -> dict[str, tuple[Any, Any]]:
     """``{field: (saved, given)}``: where ``config`` differs from a saved ``train_config.json``.
 
     ``ignored`` fields are left out. A field missing from ``saved`` (written before the field
-    existed) counts as its default, so older run folders stay comparable; tuples compare equal
-    to the lists JSON stores.
+    existed) counts as what such runs did (:data:`ADDED_FIELDS`; otherwise the field's default),
+    so older run folders stay comparable when a default changes; tuples compare equal to the
+    lists JSON stores.
     """
-    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    before = {**json.loads(json.dumps(TrainConfig().to_dict())), **ADDED_FIELDS}
     given = json.loads(json.dumps(config.to_dict()))
     skip = set(ignored)
     return {
-        k: (saved.get(k, defaults[k]), v)
+        k: (saved.get(k, before[k]), v)
         for k, v in given.items()
-        if k not in skip and saved.get(k, defaults[k]) != v
+        if k not in skip and saved.get(k, before[k]) != v
     }
