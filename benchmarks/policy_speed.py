@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from lnmdn_agents.evaluation.latency import cached_backbone
-from lnmdn_agents.policies import available_policies, make_policy
+from lnmdn_agents.policies import TrainingHooks, available_policies, make_policy
 
 PUSHT = {"obs_dim": 5, "action_dim": 2}
 REFERENCES = ("diffusion ddpm-50", "diffusion ddim-10")
@@ -75,9 +75,8 @@ def _time_calls(fn: Callable[[], Any], n: int) -> list[float]:
 def _train_step_fn(policy: Any, batch_size: int) -> Callable[[], Any]:
     """One training step (loss, backward, AdamW) on random normalised-range data."""
     c = policy.config
-    hook = getattr(policy, "on_epoch_start", None)
-    if callable(hook):
-        hook(1, 2)  # mid-run: the MDN heads mix teacher-forced and free-running decoding
+    if isinstance(policy, TrainingHooks):  # mid-run: the MDN heads mix teacher-forced and
+        policy.on_epoch_start(1, 2)  # free-running decoding
     batch = {
         "obs": torch.rand(batch_size, len(c.observation_delta_indices), c.obs_dim) * 2 - 1,
         "action": torch.rand(batch_size, c.horizon, c.action_dim) * 2 - 1,

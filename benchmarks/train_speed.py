@@ -36,7 +36,7 @@ import torch
 
 from lnmdn_agents.data import make_splits
 from lnmdn_agents.evaluation.latency import torch_threads
-from lnmdn_agents.policies import available_policies, make_policy
+from lnmdn_agents.policies import TrainingHooks, available_policies, make_policy
 
 PUSHT = "lnmdn/pusht/expert-v0"
 TRAIN_WINDOWS = 20_479  # Push-T training windows (140 episodes, To=2, T=16, Ta=8)
@@ -70,9 +70,8 @@ def make_step(name: str, settings: dict[str, Any], data: Any) -> tuple[Callable[
     splits = data[0]
     policy = make_policy(name, stats=splits.stats, obs_dim=5, action_dim=2, **settings["overrides"])
     policy.train()
-    hook = getattr(policy, "on_epoch_start", None)
-    if callable(hook):
-        hook(1, 2)  # mid-run (the step decoder then mixes in its free-running pass)
+    if isinstance(policy, TrainingHooks):  # mid-run: the step decoder then mixes in its
+        policy.on_epoch_start(1, 2)  # free-running pass
     obs_all, act_all = data[1], data[2]
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
     model: Callable[..., Any] = policy

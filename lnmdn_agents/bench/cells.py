@@ -209,13 +209,9 @@ def _pretrained_run(folder: Path, cfg: Any) -> Path:
             f"shipped run {folder} is missing (or has no train_config.json); train it with "
             f"`lnmdn train --recipe ...` or drop it from the preset's `pretrained`"
         )
-    saved = json.loads((folder / "train_config.json").read_text())
-    ignored = {"output_dir", "run_name", "progress", "num_threads", "device"}
-    diff = {
-        k: (saved.get(k), v)
-        for k, v in cfg.to_dict().items()
-        if k not in ignored and saved.get(k) != v
-    }
+    from lnmdn_agents.training import config_diff
+
+    diff = config_diff(json.loads((folder / "train_config.json").read_text()), cfg)
     if diff:
         raise ValueError(
             f"shipped run {folder} was not trained by the cell's recipe: {{field: (shipped, "

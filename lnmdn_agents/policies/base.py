@@ -10,7 +10,8 @@ The chunk starts at the first observed step, as in Diffusion Policy and LeRobot,
 actions are ``chunk[:, To-1 : To-1+Ta]`` and ``Ta <= T - To + 1``.
 
 Evaluators depend on :class:`Policy` (a Protocol), not on a base class. :class:`PolicyBase` is a
-convenience the built-in policies share: input checks, SB3's ``predict``, the normaliser.
+convenience the built-in policies share: input checks, SB3's ``predict``, the normaliser. A policy
+whose training changes with the epoch also implements :class:`TrainingHooks` (a Protocol too).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "Policy",
     "PolicyBase",
     "PolicyConfig",
+    "TrainingHooks",
     "available_policies",
     "config_from_dict",
     "get_policy_class",
@@ -116,6 +118,29 @@ class Policy(Protocol):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3 `PolicyPredictor`: obs (B, To, Do) or (To, Do) -> executed actions (B, Ta, Da)."""
         ...
+
+
+@runtime_checkable
+class TrainingHooks(Protocol):
+    """Optional methods through which a policy takes part in its own training.
+
+    The trainer checks ``isinstance(policy, TrainingHooks)`` and, when it holds, calls them; a
+    policy without them is trained on its ``compute_loss`` alone. Implement them as plain methods
+    (no base class needed): ``liquid_mdn`` schedules its free-running loss share with
+    :meth:`on_epoch_start`, ``lwd`` switches its training phase.
+
+    An EMA of the weights is not a hook but configuration: a policy config with the fields of
+    :class:`lnmdn_agents.training.ema.EMAFields` asks for one (``diffusion`` does).
+    """
+
+    def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
+        """Called before the first optimiser step of epoch ``epoch`` (0-based) of ``n_epochs``.
+
+        Also called on the EMA copy of the policy, when the run keeps one. A resumed run calls it
+        only from the epoch it resumes at, so the state it sets must follow from ``(epoch,
+        n_epochs)`` alone; an extended run (``--resume --epochs N``) calls it with the new
+        ``n_epochs``.
+        """
 
 
 class PolicyBase(nn.Module):
@@ -234,14 +259,6 @@ class PolicyBase(nn.Module):
         start = self.config.n_obs_steps - 1
         executed = chunk[:, start : start + self.config.n_action_steps].cpu().numpy()
         return (executed[0] if single else executed), state
-
-    def ema_decay(self, step: int) -> float | None:
-        """Decay of the weights' moving average after ``step`` optimiser steps; None = no EMA.
-
-        The training loop keeps the average and saves it as the policy's weights. Default: no EMA.
-        """
-        del step
-        return None
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

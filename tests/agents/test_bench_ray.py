@@ -134,7 +134,7 @@ def test_a_failing_cell_is_retried_then_reported_and_the_others_finish(
     assert failure["cell"] == bad and failure["attempts"] == 3 and len(failure["errors"]) == 3
     assert "no_such_field" in failure["error"]
     tb = failure["traceback"]  # the worker's, where the cell raised, without terminal colours
-    assert 'training.py", line' in tb and "no_such_field" in tb and "\x1b" not in tb
+    assert 'training/config.py", line' in tb and "no_such_field" in tb and "\x1b" not in tb
     report = (out / "report.md").read_text()
     assert "## Failed cells" in report and f"| {bad} | 3 | ValueError:" in report
     assert not (out / "cells" / (bad.replace("/", "__") + ".json")).exists()

@@ -7,7 +7,7 @@ import pytest
 from lnmdn_agents import make_policy
 from lnmdn_agents.config_fields import ConfigTypeError, parse_field_value
 from lnmdn_agents.policies.diffusion.configuration import DiffusionConfig
-from lnmdn_agents.training import _parse_overrides
+from lnmdn_agents.training.cli import _parse_overrides
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,12 @@ import torch
 from safetensors.torch import load_file
 
 from lnmdn_agents import load_policy
-from lnmdn_agents import training as training_mod
 from lnmdn_agents.checkpoint import policy_metadata
 from lnmdn_agents.data import Episode
+from lnmdn_agents.policies import get_policy_class, make_policy
 from lnmdn_agents.training import TrainConfig, lr_at, train
+from lnmdn_agents.training import loop as loop_mod
+from lnmdn_agents.training.ema import EMA, EMASchedule
 
 WINDOW = {"horizon": 8, "n_action_steps": 4}
 SMALL = {
@@ -115,7 +117,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch,
     eps = synthetic_episodes()
     full = train(config(tmp_path, policy, run_name="full"), episodes=eps)
 
-    original = training_mod._save_checkpoint
+    original = loop_mod.save_checkpoint
 
     def crash_after_epoch_1(run_dir, epoch, *args, **kwargs):
         path = original(run_dir, epoch, *args, **kwargs)
@@ -123,11 +125,11 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch,
             raise KeyboardInterrupt("simulated interruption")
         return path
 
-    monkeypatch.setattr(training_mod, "_save_checkpoint", crash_after_epoch_1)
+    monkeypatch.setattr(loop_mod, "save_checkpoint", crash_after_epoch_1)
     cfg = config(tmp_path, policy, run_name="interrupted")
     with pytest.raises(KeyboardInterrupt):
         train(cfg, episodes=eps)
-    monkeypatch.setattr(training_mod, "_save_checkpoint", original)
+    monkeypatch.setattr(loop_mod, "save_checkpoint", original)
     with pytest.raises(FileExistsError, match="resume"):
         train(cfg, episodes=eps)
     resumed = train(cfg, resume=True, episodes=eps)
@@ -257,7 +259,7 @@ def test_cli_options_are_generated_from_train_config():
     from typer.testing import CliRunner
 
     from lnmdn_agents.cli import app
-    from lnmdn_agents.training import _parse_overrides
+    from lnmdn_agents.training.cli import _parse_overrides
 
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
@@ -383,6 +385,36 @@ def test_resume_accepts_tuple_overrides_saved_as_json_lists(tmp_path):
     cfg = config(tmp_path, "diffusion", epochs=2, policy_overrides=overrides)
     run = train(cfg, resume=True, episodes=eps)
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["epoch"] == 2
+
+
+def test_ema_schedule_is_read_from_the_policy_config_and_warms_up():
+    diffusion = get_policy_class("diffusion").config_class
+    schedule = EMASchedule.from_policy_config(diffusion(ema_power=0.5, ema_max_decay=0.99))
+    assert schedule == EMASchedule(power=0.5, max_decay=0.99)
+    decays = [EMASchedule().decay(s) for s in (0, 10, 1000, 10**9)]  # Diffusion Policy's values
+    assert decays[0] == 0.0 and decays[1] < decays[2] < decays[3] == 0.9999
+    assert EMASchedule.from_policy_config(diffusion(use_ema=False)) is None
+    gru = get_policy_class("gru_mdn").config_class()
+    assert EMASchedule.from_policy_config(gru) is None  # a config without the EMA fields
+
+
+def test_ema_update_averages_the_parameters_and_copies_the_buffers():
+    policy = make_policy("diffusion", **BACKBONE, **WINDOW, **SMALL["diffusion"])
+    ema = EMA.for_policy(policy)
+    assert ema is not None and not any(p.requires_grad for p in ema.model.parameters())
+    start = {k: v.clone() for k, v in ema.model.state_dict().items()}
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(1.0)
+        policy.normalizer.obs_min.fill_(-7.0)
+    ema.update(policy, step=3)
+    decay = ema.schedule.decay(3)
+    assert 0.0 < decay < 1.0
+    name, param = next(iter(policy.named_parameters()))
+    expected = decay * start[name] + (1.0 - decay) * param
+    assert torch.allclose(ema.model.state_dict()[name], expected, atol=1e-6, rtol=0)
+    assert torch.equal(ema.model.normalizer.obs_min, policy.normalizer.obs_min)  # not averaged
+    assert EMA.for_policy(make_policy("diffusion", use_ema=False, **SMALL["diffusion"])) is None
 
 
 def test_a_moved_run_folder_from_before_a_new_field_resumes(tmp_path):

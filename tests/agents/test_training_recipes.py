@@ -98,11 +98,11 @@ def test_recipes_command_lists_every_recipe():
 def test_train_recipe_options_given_on_the_command_line_replace_the_recipes(monkeypatch):
     from typer.testing import CliRunner
 
-    import lnmdn_agents.training as training_mod
+    import lnmdn_agents.training.cli as train_cli
     from lnmdn_agents.cli import app
 
     seen = []
-    monkeypatch.setattr(training_mod, "train", lambda config, **kw: seen.append(config))
+    monkeypatch.setattr(train_cli, "train", lambda config, **kw: seen.append(config))
     args = ["train", "--recipe", "can/diffusion", "--output-dir", "elsewhere", "--epochs", "3"]
     result = CliRunner().invoke(app, [*args, "--no-progress", "--set", "d_model=32"])
     assert result.exit_code == 0, result.output

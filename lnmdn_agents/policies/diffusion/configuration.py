@@ -27,7 +27,8 @@ class DiffusionConfig(BackboneConfig):
         num_inference_steps: denoising steps at inference (the comparison: 50 DDPM, 10 DDIM).
         clip_sample: clip the predicted clean chunk to [-1, 1] at each step.
         use_ema: train with an exponential moving average of the weights; the saved and evaluated
-            weights are the EMA ones.
+            weights are the EMA ones (the trainer reads these three fields:
+            ``lnmdn_agents.training.ema``).
         ema_power: EMA warm-up power (decay = 1 - (1 + step) ** -ema_power; Diffusion Policy: 0.75).
         ema_max_decay: upper bound on the EMA decay (Diffusion Policy: 0.9999).
         elbo_terms: U-Net passes per ``log_prob`` call: the first and last timesteps plus

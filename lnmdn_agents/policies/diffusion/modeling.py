@@ -183,13 +183,6 @@ class DiffusionPolicy(PolicyBase):
         )  # fmt: skip
         self.scheduler = NoiseScheduler(c.num_train_timesteps, clip_sample=c.clip_sample)
 
-    def ema_decay(self, step: int) -> float | None:
-        """EMA decay after ``step`` optimiser steps (Diffusion Policy's warm-up), or None."""
-        c = self.config
-        if not c.use_ema:
-            return None
-        return min(c.ema_max_decay, max(0.0, 1.0 - (1.0 + step) ** -c.ema_power))
-
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Epsilon-prediction MSE at a uniformly drawn timestep per sample."""
         obs, action = self.check_batch(batch)

@@ -1,0 +1,187 @@
+"""The settings of a training run: :class:`TrainConfig`, checked when it is built.
+
+Every field is an option of ``lnmdn train`` (:mod:`lnmdn_agents.training.cli` generates them) and
+a key of a committed recipe; the run folder keeps them in ``train_config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lnmdn_agents.config_fields import check_field_types
+from lnmdn_agents.policies import PolicyConfig, get_policy_class
+
+__all__ = ["PRECISIONS", "RUN_PLACE", "VALIDATION_SEED_BASE", "TrainConfig", "config_diff"]
+
+VALIDATION_SEED_BASE = 50_000
+"""First closed-loop validation seed: above the dataset seeds, below the test seeds (100000+)."""
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""``TrainConfig.precision`` -> the autocast dtype of the training forward pass."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (written to ``train_config.json``).
+
+    Attributes:
+        policy: registered policy name (``lnmdn_agents.available_policies()``).
+        dataset: Minari dataset id, e.g. ``lnmdn/pusht/expert-v0``.
+        fraction: share of the training episodes to use, in (0, 1] (nested subsets).
+        epochs: passes over the training windows.
+        seed: seed of the weights, batch order and sampling noise.
+        split_seed: seed of the episode-level train/val/test split and of the fraction subset
+            (kept apart from ``seed`` so that runs with different seeds see the same test split).
+        batch_size: global batch size (split across processes under torchrun).
+        lr: peak learning rate of AdamW.
+        min_lr: learning rate at the end of the cosine decay (the paper: 3e-7).
+        weight_decay: AdamW weight decay.
+        warmup_epochs: linear warm-up length in epochs (may be fractional; at most a tenth of
+            the run, so short runs still reach the peak and decay).
+        grad_clip: maximum gradient norm (0 disables clipping).
+        val_every: validate every this many epochs (and after the last).
+        val_max_windows: validate on at most this many validation windows (a seeded subset;
+            diffusion's bound costs one U-Net pass per diffusion step).
+        checkpoint_every: write a resumable checkpoint every this many epochs (and after the last).
+        keep_checkpoints: epoch checkpoints kept on disk (oldest removed first).
+        output_dir: parent folder of the run folder.
+        run_name: run folder name; default ``<dataset>_<policy>_frac<f>_seed<s>``.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+        num_threads: torch intra-op threads (None: torch's default).
+        precision: ``"float32"`` or ``"bfloat16"``: the training forward pass under
+            ``torch.autocast`` in bfloat16 (AMX on recent x86 CPUs, tensor cores on GPUs); the
+            weights, optimiser state, loss densities, validation and rollouts stay float32.
+        progress: report progress (rank 0 only): a tqdm bar when stderr is a terminal,
+            otherwise one log line per epoch (loss, validation, time). False: log lines only.
+        policy_overrides: policy config fields to change, e.g. ``{"d_model": 128}``.
+        eval_every: closed-loop validation every this many epochs (and after the last); 0
+            disables it. The best checkpoint by mean score is kept in ``<run>/best/``.
+        eval_env: env of the closed-loop validation; default: the env the dataset was recorded
+            in.
+        eval_episodes: closed-loop validation episodes, on seeds ``VALIDATION_SEED_BASE, ...``
+            (disjoint from the dataset's seeds and from the test seeds 100000+).
+        eval_deterministic: act with ``deterministic=True`` in the closed-loop validation.
+    """
+
+    policy: str = "liquid_mdn"
+    dataset: str = "lnmdn/pusht/expert-v0"
+    fraction: float = 1.0
+    epochs: int = 120
+    seed: int = 0
+    split_seed: int = 0
+    batch_size: int = 64
+    lr: float = 3e-4
+    min_lr: float = 3e-7
+    weight_decay: float = 1e-6
+    warmup_epochs: float = 3.0
+    grad_clip: float = 1.0
+    val_every: int = 1
+    val_max_windows: int = 256
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    output_dir: str = "runs"
+    run_name: str | None = None
+    device: str = "cpu"
+    num_threads: int | None = None
+    precision: str = "float32"
+    progress: bool = True
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+    eval_every: int = 0
+    eval_env: str | None = None
+    eval_episodes: int = 20
+    eval_deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # every field, named when its type is wrong
+        get_policy_class(self.policy)  # unknown names list the known ones
+        if not isinstance(self.fraction, (int, float)) or not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction=}")
+        for f in ("epochs", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints"):
+            value = getattr(self, f)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        for f in ("eval_every", "eval_episodes"):
+            value = getattr(self, f)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{f} must be an integer >= 0, got {f}={value!r}")
+        if self.eval_every and self.eval_episodes < 1:
+            raise ValueError(f"eval_every > 0 needs eval_episodes >= 1, got {self.eval_episodes=}")
+        if self.val_max_windows < 1:
+            raise ValueError(f"val_max_windows must be >= 1, got {self.val_max_windows=}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got {self.lr=}, {self.min_lr=}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_epochs < 0:
+            raise ValueError(
+                "weight_decay, grad_clip and warmup_epochs must be >= 0, got "
+                f"{self.weight_decay=}, {self.grad_clip=}, {self.warmup_epochs=}"
+            )
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device=}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads=}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision=}")
+        if not isinstance(self.policy_overrides, dict):
+            raise TypeError(f"policy_overrides must be a dict, got {self.policy_overrides!r}")
+        # Fail now, not after loading the data: the overrides must be fields of the policy config.
+        cfg_cls = get_policy_class(self.policy).config_class
+        known = {f.name for f in dataclasses.fields(cfg_cls)}
+        unknown = sorted(set(self.policy_overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"policy_overrides has unknown field(s) {unknown} for policy {self.policy!r}; "
+                f"known: {sorted(known)}"
+            )
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder, ``output_dir / run_name``."""
+        if self.run_name:
+            return Path(self.output_dir) / self.run_name
+        slug = self.dataset.removeprefix("lnmdn/").replace("/", "-")
+        return (
+            Path(self.output_dir) / f"{slug}_{self.policy}_frac{self.fraction:.4g}_seed{self.seed}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    def policy_config(self, obs_dim: int, action_dim: int) -> PolicyConfig:
+        """The policy's config: its defaults, ``policy_overrides``, and the dataset's dimensions."""
+        cfg_cls = get_policy_class(self.policy).config_class
+        return cfg_cls(**{**self.policy_overrides, "obs_dim": obs_dim, "action_dim": action_dim})
+
+
+RUN_PLACE = frozenset({"output_dir", "run_name", "progress", "num_threads", "device"})
+"""TrainConfig fields that say where and how visibly a run trains, not what it learns."""
+
+
+ADDED_FIELDS: dict[str, Any] = {"precision": "float32"}
+"""TrainConfig fields added after runs were saved -> the value those runs trained with."""
+
+
+def config_diff(
+    saved: dict[str, Any], config: TrainConfig, ignored: Iterable[str] = RUN_PLACE
+) -> dict[str, tuple[Any, Any]]:
+    """``{field: (saved, given)}``: where ``config`` differs from a saved ``train_config.json``.
+
+    ``ignored`` fields are left out. A field missing from ``saved`` (written before the field
+    existed) counts as what such runs did (:data:`ADDED_FIELDS`; otherwise the field's default),
+    so older run folders stay comparable when a default changes; tuples compare equal to the
+    lists JSON stores.
+    """
+    before = {**json.loads(json.dumps(TrainConfig().to_dict())), **ADDED_FIELDS}
+    given = json.loads(json.dumps(config.to_dict()))
+    skip = set(ignored)
+    return {
+        k: (saved.get(k, before[k]), v)
+        for k, v in given.items()
+        if k not in skip and saved.get(k, before[k]) != v
+    }

@@ -1,0 +1,163 @@
+"""Validation during training: offline on the validation windows, and in closed loop on seeds.
+
+- :func:`validate`: ``val/loss`` (the training loss) and, for density models, ``val/nll`` on up
+  to ``val_max_windows`` validation windows, with the same noise at every validation.
+- :func:`validate_closed_loop`: ``eval/success_rate``, ``eval/mean_score``, ``eval/mean_length``
+  over ``eval_episodes`` episodes on the validation seeds ``VALIDATION_SEED_BASE, ...`` (above
+  the dataset's seeds, below the test seeds 100000+, so selection never sees a test start).
+- :class:`BestCheckpoint`: the policy with the best ``eval/mean_score`` so far, in ``<run>/best/``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from lnmdn_agents.checkpoint import save_policy
+from lnmdn_agents.training.batches import derived_seed
+from lnmdn_agents.training.config import VALIDATION_SEED_BASE
+
+if TYPE_CHECKING:
+    from lnmdn_agents.data import WindowDataset
+    from lnmdn_agents.policies import PolicyBase
+    from lnmdn_agents.training.config import TrainConfig
+
+__all__ = ["BEST_DIR", "BestCheckpoint", "closed_loop_env", "validate", "validate_closed_loop"]
+
+BEST_DIR = "best"
+"""Folder of the run folder that holds the checkpoint closed-loop validation selected."""
+
+
+@torch.no_grad()
+def validate(
+    policy: PolicyBase, data: WindowDataset, max_windows: int, seed: int, device: torch.device
+) -> dict[str, float]:
+    """``val/loss`` (the training loss) and, for density models, ``val/nll`` per action element.
+
+    The windows are a subset seeded by ``seed`` and the torch RNG is reseeded for the loss's
+    noise (then restored), so every validation of a run measures the same thing.
+    """
+    if len(data) == 0:
+        return {}
+    n = min(len(data), max_windows)
+    idx = np.sort(np.random.default_rng(derived_seed(seed, 99)).permutation(len(data))[:n])
+    obs_np, act_np = data.window_arrays(idx)
+    was_training = policy.training
+    policy.eval()
+    rng_state = torch.get_rng_state()
+    torch.manual_seed(derived_seed(seed, 1234))  # same noise for every validation
+    losses, nlls, counts = [], [], []
+    c = policy.config
+    for s in range(0, n, 256):
+        obs = torch.from_numpy(obs_np[s : s + 256]).to(device)
+        act = torch.from_numpy(act_np[s : s + 256]).to(device)
+        loss, _ = policy.compute_loss({"obs": obs, "action": act})
+        losses.append(float(loss) * len(obs))
+        counts.append(len(obs))
+        log_prob = getattr(policy, "log_prob", None)  # density models only
+        if callable(log_prob):
+            nlls.append(float(-log_prob(obs, act).sum()) / (c.horizon * c.action_dim))
+    torch.set_rng_state(rng_state)
+    policy.train(was_training)
+    out = {"val/loss": sum(losses) / sum(counts)}
+    if nlls:
+        out["val/nll"] = sum(nlls) / sum(counts)
+    return out
+
+
+def closed_loop_env(config: TrainConfig, *, check_seeds: bool = True) -> str | None:
+    """The env of the closed-loop validation, or None when ``eval_every`` is 0.
+
+    Args:
+        config: the run's settings (``eval_env``, default: the env the dataset was recorded in).
+        check_seeds: check that the validation seeds are none of the dataset's (off for
+            in-memory demonstrations, which record no seeds).
+
+    Raises:
+        ValueError: a validation seed is one the dataset was recorded on.
+    """
+    if not config.eval_every:
+        return None
+    from lnmdn_agents.evaluation.runs import env_for_dataset
+
+    env_id = config.eval_env or env_for_dataset(config.dataset)
+    if check_seeds:
+        from lnmdn_agents.evaluation.rollout import check_seeds_disjoint
+
+        check_seeds_disjoint(
+            range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes),
+            config.dataset,
+        )
+    return env_id
+
+
+def validate_closed_loop(policy: PolicyBase, config: TrainConfig, env_id: str) -> dict[str, float]:
+    """``eval/success_rate``, ``eval/mean_score``, ``eval/mean_length`` on the validation seeds.
+
+    Sync envs, actions as ``eval_deterministic`` says, the policy's noise seeded by
+    ``config.seed``; the caller's torch RNG is left as it was.
+    """
+    from lnmdn_agents.evaluation.rollout import evaluate
+
+    was_training = policy.training
+    policy.eval()
+    seeds = list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes))
+    with torch.random.fork_rng(devices=[]):
+        result = evaluate(
+            policy,
+            env_id,
+            n_episodes=config.eval_episodes,
+            seeds=seeds,
+            n_envs=min(10, config.eval_episodes),
+            progress=False,
+            deterministic=config.eval_deterministic,
+            vectorization_mode="sync",
+            torch_seed=config.seed,
+        )
+    policy.train(was_training)
+    return {
+        "eval/success_rate": float(result["success_rate"]),
+        "eval/mean_score": float(result["mean_score"]),
+        "eval/mean_length": float(result["mean_length"]),
+    }
+
+
+class BestCheckpoint:
+    """The policy with the best closed-loop ``eval/mean_score`` so far, kept in ``<run>/best/``.
+
+    A tie keeps the earlier epoch. The weights carry the epoch, the step and the ``eval/*``
+    metrics they were selected on (``lnmdn_agents.policy_metadata(run / "best")``).
+
+    Args:
+        directory: the folder to keep it in (``<run>/best``).
+        scores: the ``eval/mean_score`` values already logged by the run (a resumed run's
+            checkpointed epochs), which a new best must beat.
+    """
+
+    def __init__(self, directory: Path, scores: Iterable[float] = ()):
+        self.directory = directory
+        self.score = max((float(s) for s in scores), default=-math.inf)
+
+    def offer(self, policy: PolicyBase, record: dict[str, Any], epoch: int, step: int) -> bool:
+        """Save ``policy`` if ``record["eval/mean_score"]`` beats the best so far.
+
+        Args:
+            policy: the policy as validated (the EMA weights when the run keeps an EMA).
+            record: the epoch's metrics, with its ``eval/*`` keys.
+            epoch: epochs done.
+            step: optimiser steps done.
+
+        Returns:
+            Whether it was saved.
+        """
+        if not record["eval/mean_score"] > self.score:
+            return False
+        self.score = record["eval/mean_score"]
+        evals = {k: v for k, v in record.items() if k.startswith("eval/")}
+        save_policy(policy, self.directory, extra={"epoch": epoch, "step": step, **evals})
+        return True
