@@ -41,8 +41,8 @@ from torch import Tensor, nn
 
 from lnmdn_agents.policies.backbone import ObservationBackbone
 from lnmdn_agents.policies.base import PolicyBase, register_policy
-from lnmdn_agents.policies.diffusion.scheduler import NoiseScheduler
 from lnmdn_agents.policies.lwd.configuration import LWDConfig
+from lnmdn_agents.policies.noise_scheduler import NoiseScheduler
 
 __all__ = [
     "DecodedPolicy",
@@ -247,7 +247,8 @@ class LWDPolicy(PolicyBase):
         self.hypernet = HyperNetwork(c)
         self.backbone = ObservationBackbone(c)
         self.denoiser = LatentDenoiser(c)
-        # Diffusion Policy's schedule (squared cosine, epsilon prediction), shared with `diffusion`.
+        # Diffusion Policy's schedule (squared cosine, epsilon prediction): the scheduler and
+        # sampling loop `diffusion` uses, with this config's sampler, steps and spacing.
         self.scheduler = NoiseScheduler(c.num_train_timesteps, clip_range=c.latent_clip)
         # Running standardisation of the encoder's latents (the diffusion works in unit scale).
         self.register_buffer("latent_mean", torch.zeros(c.latent_dim))
@@ -372,22 +373,13 @@ class LWDPolicy(PolicyBase):
         self.latent_stats_count.add_(1)
 
     # -- sampling ---------------------------------------------------------------------------------
-    def timesteps(self) -> list[int]:
-        """Descending sampling timesteps, "trailing" spacing (Lin et al. 2024).
-
-        The first step is the noisiest level N - 1, where x_N ~ N(0, I) is right; the
-        ``diffusion`` policy's "leading" spacing starts at N - N/k (with N = 20, k = 5: at 16 of
-        20), which measurably hurt the latents' samples in our tests.
-        """
-        n, k = self.config.num_train_timesteps, self.config.num_inference_steps
-        return [round(n - i * n / k) - 1 for i in range(k)]
-
     @torch.no_grad()
     def sample_latents(self, obs: Tensor, k: int = 1, *, deterministic: bool = False) -> Tensor:
         """Raw obs history (B, To, Do) -> k latents per row (B, k, L): one diffusion query each.
 
-        ``deterministic`` starts from x_N = 0 (the prior's mode) and adds no noise, so equal
-        histories give equal latents (as the ``diffusion`` policy does).
+        The shared :class:`NoiseScheduler` runs ``config.sampler`` over ``config.spacing``'s
+        timesteps. ``deterministic`` starts from x_N = 0 (the prior's mode) and adds no noise, so
+        equal histories give equal latents (as the ``diffusion`` policy does).
         """
         c = self.config
         if k < 1:
@@ -395,19 +387,15 @@ class LWDPolicy(PolicyBase):
         obs = self.check_obs(obs)
         b = obs.shape[0]
         context = self.backbone(self.normalizer.normalize_obs(obs)).repeat_interleave(k, 0)
-        shape = (b * k, c.latent_dim)
-        x = torch.zeros(shape, device=obs.device)
-        if not deterministic:
-            x = torch.randn(shape, device=obs.device)
-        steps = self.timesteps()
-        for t, t_prev in zip(steps, [*steps[1:], -1], strict=True):
-            tt = torch.full((b * k,), t, device=obs.device, dtype=torch.long)
-            eps = self.denoiser(x, tt, context)
-            if c.sampler == "ddim":
-                x = self.scheduler.ddim_step(eps, t, x, t_prev)
-            else:
-                noise = None if deterministic else torch.randn_like(x)
-                x = self.scheduler.ddpm_step(eps, t, x, t_prev, noise)
+        x = self.scheduler.sample(
+            lambda z, t: self.denoiser(z, t, context),
+            (b * k, c.latent_dim),
+            sampler=c.sampler,
+            num_inference_steps=c.num_inference_steps,
+            spacing=c.spacing,
+            deterministic=deterministic,
+            device=obs.device,
+        )
         z = x * self.latent_std + self.latent_mean
         return z.reshape(b, k, c.latent_dim)
 
