@@ -43,6 +43,9 @@ Each step goes from its timestep to the next one in the list, and the last step 
 ``alpha_bar`` is 1 (the clean sample). For "leading" that is diffusers' ``t - N // k``; for
 "trailing" it is too when k divides N, and where it does not, going to the next listed level
 neither skips nor repeats a level (diffusers' DDIM step would use ``t - N // k`` there).
+
+The timestep embedding the denoisers read t through (:class:`SinusoidalPosEmb`) lives here too:
+both heads embed the scheduler's integer timesteps with it.
 """
 
 from __future__ import annotations
@@ -51,9 +54,10 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-__all__ = ["SAMPLERS", "SPACINGS", "NoiseScheduler", "squaredcos_betas"]
+__all__ = ["SAMPLERS", "SPACINGS", "NoiseScheduler", "SinusoidalPosEmb", "squaredcos_betas"]
 
 #: Reverse-step rules: ancestral DDPM (fixed_small variance) and deterministic DDIM (eta = 0).
 SAMPLERS = ("ddpm", "ddim")
@@ -207,3 +211,28 @@ class NoiseScheduler:
         w[1:] = b[1:] ** 2 / (2.0 * post_var[1:] * a[1:] * (1.0 - ac[1:]))
         w[0] = 1.0 / (2.0 * a[0])
         return w.float(), float(b[0]), float(ac[-1])
+
+
+class SinusoidalPosEmb(nn.Module):
+    """Integer timesteps (B,) -> sinusoidal features (B, dim): ``[sin(t f_i), cos(t f_i)]``.
+
+    ``f_i = 10000 ** (-i / (dim/2 - 1))`` for i < dim/2, Diffusion Policy's embedding, computed
+    in this order so the ``diffusion`` head's trained weights see the values they were trained
+    on; an odd ``dim`` is zero-padded. The frequencies are computed once, on the CPU, and move
+    with the module.
+    """
+
+    freqs: Tensor
+
+    def __init__(self, dim: int):
+        super().__init__()
+        half = dim // 2
+        freqs = torch.exp(torch.arange(half) * -(math.log(10000.0) / max(1, half - 1)))
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.dim = dim
+
+    def forward(self, t: Tensor) -> Tensor:
+        """(B,) -> (B, dim)."""
+        x = t.float()[:, None] * self.freqs[None]
+        emb = torch.cat([x.sin(), x.cos()], dim=-1)
+        return F.pad(emb, (0, self.dim - emb.shape[-1]))

@@ -1,4 +1,4 @@
-"""The noise scheduler both diffusion heads share: spacings, reverse steps, each head's default."""
+"""What both diffusion heads share: the noise scheduler (spacings, steps) and timestep embedding."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lnmdn_agents.config_fields import parse_field_value
 from lnmdn_agents.policies import config_from_dict, make_policy
 from lnmdn_agents.policies.diffusion import DiffusionConfig
 from lnmdn_agents.policies.lwd import LWDConfig
-from lnmdn_agents.policies.noise_scheduler import SPACINGS, NoiseScheduler
+from lnmdn_agents.policies.noise_scheduler import SPACINGS, NoiseScheduler, SinusoidalPosEmb
 
 SHIPPED_DIFFUSION = Path(__file__).parents[2] / "checkpoints" / "pusht_diffusion" / "best"
 
@@ -187,3 +187,17 @@ def test_each_head_samples_at_its_configured_timesteps(name, spacing, monkeypatc
     policy.predict_chunk(torch.zeros(2, 2, 5))
     assert seen == NoiseScheduler(20).timesteps(5, spacing)
     assert seen[0] == (19 if spacing == "trailing" else 16)
+
+
+# -- the timestep embedding -----------------------------------------------------------------------
+def test_both_heads_embed_timesteps_with_the_one_sinusoidal_embedding():
+    out = SinusoidalPosEmb(8)(torch.tensor([0, 1, 99]))
+    assert out.shape == (3, 8)
+    torch.testing.assert_close(out[0], torch.tensor([0.0, 0, 0, 0, 1, 1, 1, 1]))
+    f = 10000.0 ** (-torch.arange(4) / 3)  # 1 down to 1e-4
+    torch.testing.assert_close(out[2], torch.cat([(99 * f).sin(), (99 * f).cos()]))
+    assert SinusoidalPosEmb(7)(torch.tensor([3])).shape == (1, 7)  # odd: zero-padded
+    diffusion = make_policy("diffusion", **TINY_DIFFUSION)
+    lwd = make_policy("lwd", **TINY_LWD)
+    assert isinstance(diffusion.unet.step_encoder[0], SinusoidalPosEmb)
+    assert isinstance(lwd.denoiser.t_embed, SinusoidalPosEmb)

@@ -29,28 +29,9 @@ from torch import Tensor, nn
 from lnmdn_agents.policies.backbone import ObservationBackbone
 from lnmdn_agents.policies.base import PolicyBase, register_policy
 from lnmdn_agents.policies.diffusion.configuration import DiffusionConfig
-from lnmdn_agents.policies.noise_scheduler import NoiseScheduler
+from lnmdn_agents.policies.noise_scheduler import NoiseScheduler, SinusoidalPosEmb
 
 __all__ = ["ConditionalUnet1D", "DiffusionPolicy"]
-
-
-class SinusoidalPosEmb(nn.Module):
-    """Timestep (B,) -> sinusoidal embedding (B, dim)."""
-
-    freqs: Tensor
-
-    def __init__(self, dim: int):
-        super().__init__()
-        half = dim // 2
-        freqs = torch.exp(torch.arange(half) * -(math.log(10000.0) / max(1, half - 1)))
-        self.register_buffer("freqs", freqs, persistent=False)
-        self.dim = dim
-
-    def forward(self, t: Tensor) -> Tensor:
-        """(B,) -> (B, dim)."""
-        x = t.float()[:, None] * self.freqs[None]
-        emb = torch.cat([x.sin(), x.cos()], dim=-1)
-        return F.pad(emb, (0, self.dim - emb.shape[-1]))
 
 
 class Conv1dBlock(nn.Sequential):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lnmdn_agents.policies.lwd.configuration import LWDConfig
+from lnmdn_agents.policies.noise_scheduler import SinusoidalPosEmb
 
 __all__ = ["DecodedPolicy", "HyperNetwork", "LatentDenoiser", "TrajectoryEncoder"]
 
@@ -141,13 +142,6 @@ class TrajectoryEncoder(nn.Module):
 
 
 # -- latent diffusion ---------------------------------------------------------------------------
-def _timestep_embedding(t: Tensor, dim: int) -> Tensor:
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / max(half - 1, 1))
-    args = t.float().unsqueeze(-1) * freqs
-    return torch.cat([args.sin(), args.cos()], dim=-1)
-
-
 class _ResBlock(nn.Module):
     def __init__(self, dim: int, cond: int):
         super().__init__()
@@ -168,6 +162,7 @@ class LatentDenoiser(nn.Module):
         c = config
         h = c.denoiser_hidden_dim
         self.t_dim = 64
+        self.t_embed = SinusoidalPosEmb(self.t_dim)  # the `diffusion` head's embedding
         self.cond = nn.Sequential(nn.Linear(self.t_dim + c.d_model, h), nn.SiLU(), nn.Linear(h, h))
         self.inp = nn.Linear(c.latent_dim, h)
         self.blocks = nn.ModuleList([_ResBlock(h, h) for _ in range(c.denoiser_blocks)])
@@ -175,7 +170,7 @@ class LatentDenoiser(nn.Module):
 
     def forward(self, z: Tensor, t: Tensor, context: Tensor) -> Tensor:
         """Predict the noise added to ``z``."""
-        c = self.cond(torch.cat([_timestep_embedding(t, self.t_dim), context], dim=-1))
+        c = self.cond(torch.cat([self.t_embed(t), context], dim=-1))
         x = self.inp(z)
         for block in self.blocks:
             x = block(x, c)
