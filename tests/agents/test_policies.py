@@ -1,4 +1,6 @@
-"""The policy contract, for every registered policy, plus the mixture and scheduler specifics."""
+"""The policy contract, for every registered policy, plus the mixture and diffusion specifics.
+
+The noise scheduler the diffusion heads share is tested in ``test_noise_scheduler.py``."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from lnmdn_agents.policies import (
     get_policy_class,
     make_policy,
 )
-from lnmdn_agents.policies.diffusion.scheduler import NoiseScheduler
 from lnmdn_agents.policies.liquid_mdn.modeling import MixtureParams, mixture_log_prob
 
 POLICIES = available_policies()
@@ -404,63 +405,6 @@ def test_mixture_mode_and_samples():
     draws = torch.stack([mix.sample()[0] for _ in range(400)])
     share = (draws[:, 0] > 2).float().mean().item()
     assert 0.05 < share < 0.16  # the 0.1 component
-
-
-# -- diffusion scheduler ------------------------------------------------------------------------
-def test_scheduler_schedule_and_timesteps():
-    s = NoiseScheduler(100)
-    ac = s.alphas_cumprod
-    assert (ac[1:] < ac[:-1]).all() and 0.99 < ac[0] < 1 and ac[-1] < 1e-3
-    assert s.timesteps(50)[:3] == [98, 96, 94] and s.timesteps(50)[-1] == 0
-    assert s.timesteps(10) == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0]
-    with pytest.raises(ValueError, match="num_inference_steps must be in"):
-        s.timesteps(0)
-
-
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
-def test_scheduler_with_a_perfect_denoiser_recovers_the_clean_sample(sampler):
-    """With the exact epsilon for a known x0, the reverse chain must land on x0."""
-    s = NoiseScheduler(100)
-    x0 = torch.tensor([[0.3, -0.7], [0.9, 0.1]])
-    torch.manual_seed(0)
-    x = torch.randn(2, 2)
-    steps = 10 if sampler == "ddim" else 50
-    ratio = 100 // steps
-    for t in s.timesteps(steps):
-        a = float(s.alphas_cumprod[t])
-        eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
-        if sampler == "ddim":
-            x = s.ddim_step(eps, t, x, t - ratio)
-        else:
-            x = s.ddpm_step(eps, t, x, t - ratio, torch.randn_like(x))
-    assert torch.allclose(x, x0, atol=1e-4)
-
-
-def test_scheduler_matches_diffusers_when_installed():
-    diffusers = pytest.importorskip("diffusers", reason="diffusers is an optional oracle")
-    ours = NoiseScheduler(100)
-    ref = diffusers.DDPMScheduler(
-        num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True
-    )
-    assert torch.allclose(ref.alphas_cumprod.double(), ours.alphas_cumprod, atol=1e-6)
-    ref.set_timesteps(50)
-    assert ref.timesteps.tolist() == ours.timesteps(50)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 8, 2, generator=g)
-    for t in ref.timesteps.tolist():
-        eps = torch.randn(3, 8, 2, generator=g)
-        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(t))
-        expected = ref.step(eps, t, x, generator=torch.Generator().manual_seed(t)).prev_sample
-        assert torch.allclose(ours.ddpm_step(eps, t, x, t - 2, noise), expected, atol=1e-5)
-    ddim = diffusers.DDIMScheduler(
-        num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True
-    )
-    ddim.set_timesteps(10)
-    assert ddim.timesteps.tolist() == ours.timesteps(10)
-    for t in ddim.timesteps.tolist():
-        eps = torch.randn(3, 8, 2, generator=g)
-        expected = ddim.step(eps, t, x).prev_sample
-        assert torch.allclose(ours.ddim_step(eps, t, x, t - 10), expected, atol=1e-5)
 
 
 def test_diffusion_log_prob_is_a_bound_that_prefers_the_data():

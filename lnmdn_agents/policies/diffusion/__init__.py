@@ -2,6 +2,6 @@
 
 from lnmdn_agents.policies.diffusion.configuration import DiffusionConfig
 from lnmdn_agents.policies.diffusion.modeling import ConditionalUnet1D, DiffusionPolicy
-from lnmdn_agents.policies.diffusion.scheduler import NoiseScheduler
+from lnmdn_agents.policies.noise_scheduler import NoiseScheduler
 
 __all__ = ["ConditionalUnet1D", "DiffusionConfig", "DiffusionPolicy", "NoiseScheduler"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lnmdn_agents.policies.backbone import BackboneConfig
+from lnmdn_agents.policies.noise_scheduler import SAMPLERS, SPACINGS
 
 __all__ = ["SAMPLERS", "DiffusionConfig"]
-
-SAMPLERS = ("ddpm", "ddim")
 
 
 @dataclass
@@ -25,6 +24,11 @@ class DiffusionConfig(BackboneConfig):
         num_train_timesteps: N, diffusion steps at training (squared-cosine betas).
         sampler: ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic, eta = 0) at inference.
         num_inference_steps: denoising steps at inference (the comparison: 50 DDPM, 10 DDIM).
+        spacing: which ``num_inference_steps`` of the training timesteps the sampler visits:
+            ``"leading"`` (Diffusion Policy's setting: 90, 80, ..., 0 for 10 of 100) or
+            ``"trailing"`` (99, 89, ..., 9: the first step at the noisiest level, ``lwd``'s
+            default). ``lnmdn_agents.policies.noise_scheduler`` explains both. Runs saved before
+            this field existed sampled with ``"leading"``, the default.
         clip_sample: clip the predicted clean chunk to [-1, 1] at each step.
         use_ema: train with an exponential moving average of the weights; the saved and evaluated
             weights are the EMA ones (the trainer reads these three fields:
@@ -44,6 +48,7 @@ class DiffusionConfig(BackboneConfig):
     num_train_timesteps: int = 100
     sampler: str = "ddpm"
     num_inference_steps: int = 50
+    spacing: str = "leading"
     clip_sample: bool = True
     use_ema: bool = True
     ema_power: float = 0.75
@@ -82,6 +87,8 @@ class DiffusionConfig(BackboneConfig):
             )
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler=}")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing must be one of {SPACINGS}, got {self.spacing=}")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
             raise ValueError(
                 "num_inference_steps must be in [1, num_train_timesteps], got "

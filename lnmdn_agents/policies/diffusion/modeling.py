@@ -4,9 +4,9 @@
 
     obs (B, To, Do) -> normalise -> backbone -> context (B, d)          (once per chunk)
     x_N ~ N(0, I) (B, T, Da)
-    for t in timesteps (50 DDPM or 10 DDIM of the N = 100 training steps):
+    for t in timesteps (50 DDPM or 10 DDIM of the N = 100 training steps, "leading" spacing):
         eps = UNet(x_t, t, FiLM(context, embed(t)))                      (B, T, Da)
-        x_(t-1) = scheduler step(x_t, eps)
+        x_(next t) = scheduler step(x_t, eps)          (lnmdn_agents.policies.noise_scheduler)
     chunk = unnormalise(x_0)                                             (B, T, Da)
 
 The U-Net follows Diffusion Policy's ``ConditionalUnet1D``: residual blocks of two
@@ -29,28 +29,9 @@ from torch import Tensor, nn
 from lnmdn_agents.policies.backbone import ObservationBackbone
 from lnmdn_agents.policies.base import PolicyBase, register_policy
 from lnmdn_agents.policies.diffusion.configuration import DiffusionConfig
-from lnmdn_agents.policies.diffusion.scheduler import NoiseScheduler
+from lnmdn_agents.policies.noise_scheduler import NoiseScheduler, SinusoidalPosEmb
 
 __all__ = ["ConditionalUnet1D", "DiffusionPolicy"]
-
-
-class SinusoidalPosEmb(nn.Module):
-    """Timestep (B,) -> sinusoidal embedding (B, dim)."""
-
-    freqs: Tensor
-
-    def __init__(self, dim: int):
-        super().__init__()
-        half = dim // 2
-        freqs = torch.exp(torch.arange(half) * -(math.log(10000.0) / max(1, half - 1)))
-        self.register_buffer("freqs", freqs, persistent=False)
-        self.dim = dim
-
-    def forward(self, t: Tensor) -> Tensor:
-        """(B,) -> (B, dim)."""
-        x = t.float()[:, None] * self.freqs[None]
-        emb = torch.cat([x.sin(), x.cos()], dim=-1)
-        return F.pad(emb, (0, self.dim - emb.shape[-1]))
 
 
 class Conv1dBlock(nn.Sequential):
@@ -198,24 +179,15 @@ class DiffusionPolicy(PolicyBase):
         self, ctx: Tensor, deterministic: bool, sampler: str | None, steps: int | None
     ) -> Tensor:
         c = self.config
-        sampler = sampler or c.sampler
-        steps = steps or c.num_inference_steps
-        shape = (ctx.shape[0], c.horizon, c.action_dim)
-        if deterministic:
-            x = torch.zeros(shape, device=ctx.device)
-        else:
-            x = torch.randn(shape, device=ctx.device)
-        ts = self.scheduler.timesteps(steps)
-        ratio = c.num_train_timesteps // steps
-        for t in ts:
-            tt = torch.full((shape[0],), t, device=ctx.device, dtype=torch.long)
-            eps = self.unet(x, tt, ctx)
-            if sampler == "ddim":
-                x = self.scheduler.ddim_step(eps, t, x, t - ratio)
-            else:
-                noise = None if deterministic else torch.randn_like(x)
-                x = self.scheduler.ddpm_step(eps, t, x, t - ratio, noise)
-        return x
+        return self.scheduler.sample(
+            lambda x, t: self.unet(x, t, ctx),
+            (ctx.shape[0], c.horizon, c.action_dim),
+            sampler=sampler or c.sampler,
+            num_inference_steps=steps or c.num_inference_steps,
+            spacing=c.spacing,
+            deterministic=deterministic,
+            device=ctx.device,
+        )
 
     @torch.no_grad()
     def predict_chunk(
@@ -232,8 +204,6 @@ class DiffusionPolicy(PolicyBase):
         same observation always gives the same chunk. ``sampler``/``num_inference_steps`` override
         the config for this call (e.g. ``sampler="ddim", num_inference_steps=10``).
         """
-        if sampler is not None and sampler not in ("ddpm", "ddim"):
-            raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler=}")
         ctx = self.backbone(self.normalizer.normalize_obs(self.check_obs(obs)))
         x = self._denoise(ctx, deterministic, sampler, num_inference_steps)
         return self.normalizer.unnormalize_action(x)

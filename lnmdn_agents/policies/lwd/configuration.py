@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lnmdn_agents.policies.backbone import BackboneConfig
-from lnmdn_agents.policies.diffusion.configuration import SAMPLERS
+from lnmdn_agents.policies.noise_scheduler import SAMPLERS, SPACINGS
 
 __all__ = ["ACTIVATIONS", "LWDConfig"]
 
@@ -58,10 +58,17 @@ class LWDConfig(BackboneConfig):
         denoiser_hidden_dim: width of the residual MLP denoiser.
         denoiser_blocks: residual blocks of the denoiser.
         num_train_timesteps: DDPM noise levels in training (squared-cosine schedule, the
-            ``diffusion`` policy's :class:`NoiseScheduler`).
+            :class:`~lnmdn_agents.policies.noise_scheduler.NoiseScheduler` that ``diffusion``
+            uses too).
         sampler: ``"ddim"`` (deterministic given the initial noise) or ``"ddpm"`` (ancestral).
         num_inference_steps: denoising steps per latent sample (one diffusion query costs this many
             denoiser calls).
+        spacing: which ``num_inference_steps`` of the training timesteps the sampler visits:
+            ``"trailing"`` (99, 89, ..., 9 for 10 of 100: the first step at the noisiest level,
+            where the initial N(0, I) draw belongs) or ``"leading"`` (90, 80, ..., 0: Diffusion
+            Policy's setting and the ``diffusion`` head's default; set both heads to one value
+            to compare them on equal terms). ``lnmdn_agents.policies.noise_scheduler`` explains
+            both. Runs saved before this field existed sampled with ``"trailing"``, the default.
         latent_clip: sampled (standardised) latents' x0 estimates are clipped to +-latent_clip.
         autoencoder_fraction: fraction of the training epochs spent in phase 1 (auto-encoder and
             hypernetwork); the rest train the latent diffusion. A one-epoch run trains both jointly.
@@ -84,6 +91,7 @@ class LWDConfig(BackboneConfig):
     num_train_timesteps: int = 100
     sampler: str = "ddim"
     num_inference_steps: int = 10
+    spacing: str = "trailing"
     latent_clip: float = 5.0
     autoencoder_fraction: float = 0.5
 
@@ -113,6 +121,8 @@ class LWDConfig(BackboneConfig):
             )
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing must be one of {SPACINGS}, got {self.spacing!r}")
         if self.policy_activation not in ACTIVATIONS:
             raise ValueError(
                 f"policy_activation must be one of {ACTIVATIONS}, got {self.policy_activation!r}"

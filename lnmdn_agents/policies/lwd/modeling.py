@@ -16,8 +16,11 @@ Hegde, Salhotra, Sukhatme, "Latent Weight Diffusion: Generating Policies from Tr
                                                              weights = HyperNetwork(z)  (once)
                              every env step:                 a_t = pi_z(o_t)
 
-The generated policy is evaluated functionally with batched matmuls (one set of weights per batch
-element), so B envs, or B x K latents, run in one call.
+The four networks live in :mod:`.networks` (the generated policy runs with batched matmuls, one set
+of weights per batch element, so B envs or B x K latents run in one call). This module trains
+them in the two phases, samples latents with the noise scheduler the ``diffusion`` head uses too
+(:mod:`lnmdn_agents.policies.noise_scheduler`; ``config.sampler`` over ``config.spacing``'s
+timesteps, "trailing" by default), and keeps the closed-loop state.
 
 Chunks (``predict_chunk``, ``sample_chunks``) for offline metrics: the chunk starts at the first
 observed step, so action ``i < To`` is ``pi_z(o(t-To+1+i))``; the future observations of steps
@@ -31,189 +34,26 @@ newest observation* o(t)::
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from lnmdn_agents.policies.backbone import ObservationBackbone
 from lnmdn_agents.policies.base import PolicyBase, register_policy
-from lnmdn_agents.policies.diffusion.scheduler import NoiseScheduler
 from lnmdn_agents.policies.lwd.configuration import LWDConfig
+from lnmdn_agents.policies.lwd.networks import (
+    DecodedPolicy,
+    HyperNetwork,
+    LatentDenoiser,
+    TrajectoryEncoder,
+)
+from lnmdn_agents.policies.noise_scheduler import NoiseScheduler
 
-__all__ = [
-    "DecodedPolicy",
-    "HyperNetwork",
-    "LWDPolicy",
-    "LatentDenoiser",
-    "TrajectoryEncoder",
-]
+__all__ = ["LWDPolicy"]
 
 logger = logging.getLogger(__name__)
-
-_LOGVAR_RANGE = (-10.0, 4.0)
-
-
-def _mlp(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    d = in_dim
-    for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.SiLU()]
-        d = hidden
-    mods.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*mods)
-
-
-# -- the generated policy -----------------------------------------------------------------------
-@dataclass
-class DecodedPolicy:
-    """Weights of B small MLP policies, one per latent, as produced by :class:`HyperNetwork`.
-
-    Attributes:
-        weights: per layer (B, out, in).
-        biases: per layer (B, out).
-        activation: hidden nonlinearity name.
-    """
-
-    weights: list[Tensor]
-    biases: list[Tensor]
-    activation: str
-
-    @property
-    def batch_size(self) -> int:
-        """B, the number of policies."""
-        return self.weights[0].shape[0]
-
-    def __call__(self, obs: Tensor) -> Tensor:
-        """Normalised obs (B, N, Do) -> normalised actions (B, N, Da); policy b acts on row b."""
-        act = {"relu": torch.relu, "tanh": torch.tanh, "silu": F.silu}[self.activation]
-        x = obs
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-            if i < last:
-                x = act(x)
-        return x
-
-    def select(self, index: Tensor | slice) -> DecodedPolicy:
-        """The policies at ``index`` (along B)."""
-        return DecodedPolicy(
-            [w[index] for w in self.weights], [b[index] for b in self.biases], self.activation
-        )
-
-    def num_parameters(self) -> int:
-        """Parameters of one generated policy."""
-        pairs = zip(self.weights, self.biases, strict=True)
-        return sum(w[0].numel() + b[0].numel() for w, b in pairs)
-
-
-class HyperNetwork(nn.Module):
-    """Latent z (B, L) -> weights of a small MLP policy Do -> H -> ... -> H -> Da (batched).
-
-    The flat parameter vector is ``base + scale * head(trunk(z))``: ``base`` is a learned,
-    latent-independent policy initialised like ``nn.Linear``; ``scale`` (1/sqrt(fan_in) per
-    parameter) keeps every generated layer at its usual magnitude whatever its fan-in.
-    """
-
-    param_scale: Tensor
-
-    def __init__(self, config: LWDConfig):
-        super().__init__()
-        c = config
-        dims = [c.obs_dim] + [c.policy_hidden_dim] * c.policy_layers + [c.action_dim]
-        self.shapes = [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
-        self.activation = c.policy_activation
-        self.n_params = sum(o * i + o for o, i in self.shapes)
-        self.trunk = nn.Sequential(
-            *[
-                m
-                for k in range(c.hyper_layers)
-                for m in (
-                    nn.Linear(c.latent_dim if k == 0 else c.hyper_hidden_dim, c.hyper_hidden_dim),
-                    nn.SiLU(),
-                )
-            ]
-        )
-        self.head = nn.Linear(c.hyper_hidden_dim, self.n_params)
-        base, scale = [], []
-        for out_f, in_f in self.shapes:
-            layer = nn.Linear(in_f, out_f)
-            base += [layer.weight.detach().reshape(-1), layer.bias.detach()]
-            scale.append(torch.full((out_f * in_f + out_f,), 1.0 / math.sqrt(in_f)))
-        self.base = nn.Parameter(torch.cat(base))
-        self.register_buffer("param_scale", torch.cat(scale), persistent=False)
-
-    def forward(self, z: Tensor) -> DecodedPolicy:
-        """(B, L) latents -> B decoded policies."""
-        flat = self.base + self.param_scale * self.head(self.trunk(z))
-        weights, biases, pos = [], [], 0
-        for out_f, in_f in self.shapes:
-            weights.append(flat[:, pos : pos + out_f * in_f].reshape(-1, out_f, in_f))
-            pos += out_f * in_f
-            biases.append(flat[:, pos : pos + out_f])
-            pos += out_f
-        return DecodedPolicy(weights, biases, self.activation)
-
-
-class TrajectoryEncoder(nn.Module):
-    """Window (To observations, T actions), normalised -> q(z | window) = N(mu, exp(logvar))."""
-
-    def __init__(self, config: LWDConfig):
-        super().__init__()
-        c = config
-        in_dim = c.n_obs_steps * c.obs_dim + c.horizon * c.action_dim
-        self.net = _mlp(in_dim, c.encoder_hidden_dim, c.encoder_layers, 2 * c.latent_dim)
-
-    def forward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        """Window obs (B, To, Do), action (B, T, Da) -> mu (B, L), logvar (B, L)."""
-        h = self.net(torch.cat([obs.flatten(1), action.flatten(1)], dim=1))
-        mu, logvar = h.chunk(2, dim=1)
-        return mu, logvar.clamp(*_LOGVAR_RANGE)
-
-
-# -- latent diffusion ---------------------------------------------------------------------------
-def _timestep_embedding(t: Tensor, dim: int) -> Tensor:
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / max(half - 1, 1))
-    args = t.float().unsqueeze(-1) * freqs
-    return torch.cat([args.sin(), args.cos()], dim=-1)
-
-
-class _ResBlock(nn.Module):
-    def __init__(self, dim: int, cond: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.film = nn.Linear(cond, 2 * dim)
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
-
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        scale, shift = self.film(c).chunk(2, dim=-1)
-        return x + self.net(self.norm(x) * (1 + scale) + shift)
-
-
-class LatentDenoiser(nn.Module):
-    """Residual MLP with FiLM conditioning: (z_t (B, L), t (B,), context (B, C)) -> eps (B, L)."""
-
-    def __init__(self, config: LWDConfig):
-        super().__init__()
-        c = config
-        h = c.denoiser_hidden_dim
-        self.t_dim = 64
-        self.cond = nn.Sequential(nn.Linear(self.t_dim + c.d_model, h), nn.SiLU(), nn.Linear(h, h))
-        self.inp = nn.Linear(c.latent_dim, h)
-        self.blocks = nn.ModuleList([_ResBlock(h, h) for _ in range(c.denoiser_blocks)])
-        self.out = nn.Sequential(nn.LayerNorm(h), nn.SiLU(), nn.Linear(h, c.latent_dim))
-
-    def forward(self, z: Tensor, t: Tensor, context: Tensor) -> Tensor:
-        """Predict the noise added to ``z``."""
-        c = self.cond(torch.cat([_timestep_embedding(t, self.t_dim), context], dim=-1))
-        x = self.inp(z)
-        for block in self.blocks:
-            x = block(x, c)
-        return self.out(x)
 
 
 # -- the policy ---------------------------------------------------------------------------------
@@ -247,7 +87,8 @@ class LWDPolicy(PolicyBase):
         self.hypernet = HyperNetwork(c)
         self.backbone = ObservationBackbone(c)
         self.denoiser = LatentDenoiser(c)
-        # Diffusion Policy's schedule (squared cosine, epsilon prediction), shared with `diffusion`.
+        # Diffusion Policy's schedule (squared cosine, epsilon prediction): the scheduler and
+        # sampling loop `diffusion` uses, with this config's sampler, steps and spacing.
         self.scheduler = NoiseScheduler(c.num_train_timesteps, clip_range=c.latent_clip)
         # Running standardisation of the encoder's latents (the diffusion works in unit scale).
         self.register_buffer("latent_mean", torch.zeros(c.latent_dim))
@@ -372,22 +213,13 @@ class LWDPolicy(PolicyBase):
         self.latent_stats_count.add_(1)
 
     # -- sampling ---------------------------------------------------------------------------------
-    def timesteps(self) -> list[int]:
-        """Descending sampling timesteps, "trailing" spacing (Lin et al. 2024).
-
-        The first step is the noisiest level N - 1, where x_N ~ N(0, I) is right; the
-        ``diffusion`` policy's "leading" spacing starts at N - N/k (with N = 20, k = 5: at 16 of
-        20), which measurably hurt the latents' samples in our tests.
-        """
-        n, k = self.config.num_train_timesteps, self.config.num_inference_steps
-        return [round(n - i * n / k) - 1 for i in range(k)]
-
     @torch.no_grad()
     def sample_latents(self, obs: Tensor, k: int = 1, *, deterministic: bool = False) -> Tensor:
         """Raw obs history (B, To, Do) -> k latents per row (B, k, L): one diffusion query each.
 
-        ``deterministic`` starts from x_N = 0 (the prior's mode) and adds no noise, so equal
-        histories give equal latents (as the ``diffusion`` policy does).
+        The shared :class:`NoiseScheduler` runs ``config.sampler`` over ``config.spacing``'s
+        timesteps. ``deterministic`` starts from x_N = 0 (the prior's mode) and adds no noise, so
+        equal histories give equal latents (as the ``diffusion`` policy does).
         """
         c = self.config
         if k < 1:
@@ -395,19 +227,15 @@ class LWDPolicy(PolicyBase):
         obs = self.check_obs(obs)
         b = obs.shape[0]
         context = self.backbone(self.normalizer.normalize_obs(obs)).repeat_interleave(k, 0)
-        shape = (b * k, c.latent_dim)
-        x = torch.zeros(shape, device=obs.device)
-        if not deterministic:
-            x = torch.randn(shape, device=obs.device)
-        steps = self.timesteps()
-        for t, t_prev in zip(steps, [*steps[1:], -1], strict=True):
-            tt = torch.full((b * k,), t, device=obs.device, dtype=torch.long)
-            eps = self.denoiser(x, tt, context)
-            if c.sampler == "ddim":
-                x = self.scheduler.ddim_step(eps, t, x, t_prev)
-            else:
-                noise = None if deterministic else torch.randn_like(x)
-                x = self.scheduler.ddpm_step(eps, t, x, t_prev, noise)
+        x = self.scheduler.sample(
+            lambda z, t: self.denoiser(z, t, context),
+            (b * k, c.latent_dim),
+            sampler=c.sampler,
+            num_inference_steps=c.num_inference_steps,
+            spacing=c.spacing,
+            deterministic=deterministic,
+            device=obs.device,
+        )
         z = x * self.latent_std + self.latent_mean
         return z.reshape(b, k, c.latent_dim)
 
