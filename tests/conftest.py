@@ -17,3 +17,17 @@ def _isolated_minari_root(
     root = tmp_path_factory.mktemp("minari")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     yield root
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: tiny models are fastest so, and the cores are shared.
+
+    Modules of tiny-model tests use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch  # here, not at the top: the env and dataset tests need no torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

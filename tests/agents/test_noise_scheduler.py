@@ -19,13 +19,7 @@ from lnmdn_agents.policies.noise_scheduler import SPACINGS, NoiseScheduler, Sinu
 SHIPPED_DIFFUSION = Path(__file__).parents[2] / "checkpoints" / "pusht_diffusion" / "best"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and the machine's cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- timestep selection ---------------------------------------------------------------------------
