@@ -123,7 +123,7 @@ def train(
 
     obs_all, act_all = (torch.from_numpy(a) for a in splits.train.window_arrays())
     params = [p for p in policy.parameters() if p.requires_grad]
-    autocast = PRECISIONS[config.precision] is torch.bfloat16
+    amp_dtype = PRECISIONS[config.precision]  # float32: autocast off
     for epoch in range(start_epoch, config.epochs):
         if isinstance(policy, TrainingHooks):
             policy.on_epoch_start(epoch, config.epochs)
@@ -136,7 +136,7 @@ def train(
             batch = {"obs": obs_all[local].to(device), "action": act_all[local].to(device)}
             lr = lr_at(step, total_steps, warmup, config.lr, config.min_lr)
             set_lr(optimizer, lr)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
                 loss, info = model(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
