@@ -258,4 +258,3 @@ def _check_resume(config: TrainConfig) -> None:
             )
     if not has_checkpoint(run_dir):
         logger.warning("no checkpoint in %s: starting from scratch", run_dir)
-
