@@ -6,18 +6,20 @@ nothing below imports back up (``tests/datasets/test_layers.py`` keeps it so)::
     provision -> download -> embedded, recipes -> minari_io -> episodes
                                        recipes -> experts -> lnmdn_envs
 
-``lnmdn_agents.data.load_episodes`` calls :func:`ensure_local` for a dataset it does not find.
+``lnmdn_agents.data.load_episodes`` calls :func:`ensure_local` for a dataset it does not find;
+evaluation asks :func:`dataset_env` which env a dataset was recorded in.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from lnmdn_datasets import embedded, recipes
 from lnmdn_datasets.download import download_dataset
 from lnmdn_datasets.minari_io import minari_root
 
-__all__ = ["ensure_local"]
+__all__ = ["dataset_env", "ensure_local"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +71,37 @@ def ensure_local(dataset_id: str) -> bool:
         download_dataset(dataset_id)
         return True
     return False
+
+
+def dataset_env(dataset_id: str) -> tuple[str, dict[str, Any]]:
+    """The lnmdn task ``dataset_id`` was recorded in and its task keyword arguments.
+
+    Read from the env spec the dataset stores (``make_task_env(env_id, **kwargs)``, as
+    :func:`lnmdn_datasets.minari_io.task_env_spec` writes it); for a dataset that is not local
+    yet, from its recipe. So ``lnmdn/pusht/expert-v2`` answers
+    ``("lnmdn/PushT-v0", {"obs_type": "keypoints"})``.
+
+    Raises:
+        ValueError: the dataset's spec names no lnmdn task (a D4RL dataset: pass the env
+            explicitly), or the dataset is neither local nor made by a recipe.
+    """
+    import minari
+
+    if dataset_id in minari.list_local_datasets():
+        spec = minari.load_dataset(dataset_id).env_spec
+        kwargs = dict(spec.kwargs) if spec is not None else {}
+        env_id = kwargs.pop("env_id", None)
+        if env_id is None:
+            recorded = spec.id if spec is not None else None
+            raise ValueError(
+                f"dataset {dataset_id!r} was recorded in {recorded!r}, not in an lnmdn task; "
+                "pass the env to evaluate in explicitly (--env lnmdn/...)"
+            )
+        return str(env_id), kwargs
+    recipe = recipes.RECIPES.get(dataset_id)
+    if recipe is not None:
+        return recipe.task_id, dict(recipe.env_kwargs)
+    raise ValueError(
+        f"cannot tell which env {dataset_id!r} was recorded in: it is not in the Minari root "
+        f"{minari_root()} and no recipe makes it; make it local first, or pass --env"
+    )

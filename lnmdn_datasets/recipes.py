@@ -4,6 +4,7 @@ One recipe per Minari id::
 
     lnmdn/pusht/expert-v0                 PushTExpert       on lnmdn/PushT-v0
     lnmdn/pusht/expert-v1                 PushTExpert (deterministic)  on lnmdn/PushT-v0
+    lnmdn/pusht/expert-v2                 the same, keypoint observations (obs_type="keypoints")
     lnmdn/can/expert-v0                   CanExpert         on lnmdn/Can-v0
     lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
                                           (maze: umaze, medium, large, bimodal)
@@ -36,7 +37,13 @@ import numpy as np
 
 from lnmdn_datasets.episodes import EpisodeRecord
 from lnmdn_datasets.experts import replay_episode, rollout_expert
-from lnmdn_datasets.minari_io import CHECKSUM_KEY, dataset_checksum, minari_root, write_dataset
+from lnmdn_datasets.minari_io import (
+    CHECKSUM_KEY,
+    dataset_checksum,
+    minari_root,
+    task_env_spec,
+    write_dataset,
+)
 
 __all__ = [
     "EXPERT_SEED_SALT",
@@ -71,6 +78,8 @@ class Recipe:
         version: recipe version; bump it when the recipe's output changes.
         description: what the data is, for ``minari show``.
         expert_kwargs: keyword arguments of the expert's constructor.
+        env_kwargs: task keyword arguments of the env the expert acts in (``obs_type``); they
+            are stored in the dataset's env spec, so evaluation rebuilds the same env.
         max_attempts: give up after this many attempts (default ``2 * n_episodes + 20``).
         auto_build: ``lnmdn_agents.data.load_episodes`` builds the dataset when it is missing
             (PointMaze: under a minute; Can: about 6 minutes, with a progress bar).
@@ -84,6 +93,7 @@ class Recipe:
     version: str = "1"
     description: str = ""
     expert_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
     max_attempts: int | None = None
     auto_build: bool = False
 
@@ -131,6 +141,23 @@ RECIPES: dict[str, Recipe] = {
                 "suite's scripted pusher made deterministic (always the best push, one push "
                 "speed), so each action is a function of the state the expert decided in rather "
                 "than of hidden draws; same start states as expert-v0."
+            ),
+        ),
+        Recipe(
+            "lnmdn/pusht/expert-v2",
+            "lnmdn/PushT-v0",
+            "lnmdn_datasets.experts.pusht:PushTExpert",
+            n_episodes=200,
+            expert_kwargs={"near_best": 1.0, "push_scale": (1.0, 1.0)},
+            env_kwargs={"obs_type": "keypoints"},
+            auto_build=True,
+            description=(
+                "Push-T (lnmdn/PushT-v0 with obs_type='keypoints': the block's 9 keypoints "
+                "x, y, then the agent's x, y, as Diffusion Policy's low-dim Push-T observes): "
+                "the deterministic pusher of expert-v1 from the same start states, so the "
+                "actions are v1's; the keypoints have no jump where the block's angle wraps "
+                "from 2 pi to 0, which the state observation of v0/v1 has in a third of the "
+                "episodes."
             ),
         ),
         Recipe(
@@ -256,7 +283,7 @@ def build(
             "(force=True) to rebuild it"
         )
     max_attempts = recipe.max_attempts or 2 * target + 20
-    env = make_task_env(recipe.task_id)
+    env = make_task_env(recipe.task_id, **recipe.env_kwargs)
     expert = recipe.make_expert()
     kept: list[EpisodeRecord] = []
     failed: list[int] = []
@@ -303,7 +330,7 @@ def build(
         write_dataset(
             recipe.dataset_id,
             kept,
-            task_id=recipe.task_id,
+            env_spec=task_env_spec(recipe.task_id, **recipe.env_kwargs),
             description=(
                 f"{recipe.description} {len(kept)} successful episodes kept of {attempted} "
                 f"attempted (expert success rate {report.success_rate:.3f})."
@@ -322,6 +349,7 @@ def build(
                 "recipe_n_episodes": recipe.n_episodes,
                 "task_id": recipe.task_id,
                 "expert_kwargs": recipe.expert_kwargs,
+                "env_kwargs": recipe.env_kwargs,
                 "lnmdn_version": lnmdn_version,
                 "build_seconds": round(seconds, 2),
             },

@@ -30,7 +30,7 @@ from lnmdn_agents.bench.sweep import step_sweep
 from lnmdn_agents.bench.trajectories import cell_trajectories
 from lnmdn_agents.checkpoint import atomic_write_text, policy_metadata
 from lnmdn_agents.evaluation.latency import torch_threads
-from lnmdn_agents.evaluation.runs import measure_run, read_metrics
+from lnmdn_agents.evaluation.runs import measure_run, read_metrics, read_train_config
 from lnmdn_agents.recipes import available_recipes, load_recipe
 
 __all__ = ["cell_file", "cell_id", "load_cells", "plan_cells", "run_cell"]
@@ -253,11 +253,14 @@ def _evaluate_cell(
         logger.info("bench cell %s: offline metrics, latency, %d episodes", cid, episodes)
     else:
         logger.info("bench cell %s: offline metrics, latency", cid)
+    # A recipe may train on another version of the task's data (Push-T: keypoints in v2); the
+    # run's own dataset is the one measured, in the env that dataset was recorded in.
+    dataset = read_train_config(run_dir).get("dataset") or task.dataset
     policy, measured = measure_run(
         run_dir,
-        task.env_id,
+        None,
         episodes,
-        task.dataset,
+        dataset,
         weights=selected,
         n_envs=preset.n_envs,
         offline=True,
@@ -278,8 +281,8 @@ def _evaluate_cell(
     result: dict[str, Any] = {
         "cell": cid,
         "task": task_name,
-        "dataset": task.dataset,
-        "env_id": task.env_id,
+        "dataset": dataset,
+        "env_id": measured["env_id"],
         "policy": policy_name,
         "fraction": fraction,
         "seed": seed,
@@ -308,8 +311,10 @@ def _evaluate_cell(
     result["latency"] = measured["latency"]
     if "closed_loop" in measured:
         result["closed_loop"] = measured["closed_loop"]
-    splits = make_splits(task.dataset, policy.config, seed=0)
-    result["trajectories"] = cell_trajectories(policy, splits.test, task, preset, seed)
+    splits = make_splits(dataset, policy.config, seed=0)
+    result["trajectories"] = cell_trajectories(
+        policy, splits.test, task, measured["env_id"], preset, seed
+    )
     if hasattr(policy.config, "num_inference_steps") and preset.diffusion_steps:
         result["step_sweep"] = step_sweep(
             policy, splits.test, preset, seed, result["offline"], result["latency"]

@@ -31,27 +31,29 @@ class BenchTask:
 
     Attributes:
         name: short name used in cell ids and figures.
-        dataset: Minari id of the demonstrations.
-        env_id: closed-loop env.
+        dataset: Minari id of the demonstrations (a recipe may name another version of the
+            task's data; its run's dataset is the one evaluated).
     """
 
     name: str
     dataset: str
-    env_id: str
+
+    @property
+    def env_id(self) -> str:
+        """The closed-loop env: the one the dataset was recorded in (its stored env spec)."""
+        from lnmdn_agents.evaluation.runs import env_for_dataset
+
+        return env_for_dataset(self.dataset)[0]
 
 
 BENCH_TASKS: dict[str, BenchTask] = {
     t.name: t
     for t in [
-        BenchTask("pusht", "lnmdn/pusht/expert-v0", "lnmdn/PushT-v0"),
-        BenchTask("can", "lnmdn/can/expert-v0", "lnmdn/Can-v0"),
+        BenchTask("pusht", "lnmdn/pusht/expert-v0"),
+        BenchTask("can", "lnmdn/can/expert-v0"),
         *(
-            BenchTask(
-                f"pointmaze-{m.lower()}",
-                f"lnmdn/pointmaze-{m.lower()}/expert-v0",
-                f"lnmdn/PointMaze-{m}-v0",
-            )
-            for m in ("UMaze", "Medium", "Large", "Bimodal")
+            BenchTask(f"pointmaze-{m}", f"lnmdn/pointmaze-{m}/expert-v0")
+            for m in ("umaze", "medium", "large", "bimodal")
         ),
     ]
 }

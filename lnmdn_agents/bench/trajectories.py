@@ -27,14 +27,15 @@ ACTION_AXES: dict[str, tuple[str, str]] = {
 
 
 def cell_trajectories(
-    policy: Any, windows: Any, task: BenchTask, preset: BenchPreset, seed: int
+    policy: Any, windows: Any, task: BenchTask, env_id: str, preset: BenchPreset, seed: int
 ) -> dict[str, Any]:
     """A cell's ``trajectories``: sampled chunks, with the maze paths or the axis labels.
 
     Args:
         policy: the cell's policy.
         windows: the test windows (``make_splits(...).test``).
-        task: the cell's task (PointMaze tasks get :func:`maze_paths`).
+        task: the cell's task (its name picks the axis labels).
+        env_id: the env the policy was evaluated in (PointMaze gets :func:`maze_paths`).
         preset: its ``trajectory_windows`` and ``trajectory_samples`` say how many.
         seed: seed of the sampling.
 
@@ -45,8 +46,8 @@ def cell_trajectories(
     traj = trajectory_samples(
         policy, windows, preset.trajectory_windows, preset.trajectory_samples, seed
     )
-    if task.env_id.startswith("lnmdn/PointMaze"):
-        traj.update(maze_paths(task.env_id, traj, policy.config.n_obs_steps))
+    if env_id.startswith("lnmdn/PointMaze"):
+        traj.update(maze_paths(env_id, traj, policy.config.n_obs_steps))
     else:
         traj["labels"] = list(ACTION_AXES.get(task.name, ACTION_AXES[""]))
     return traj

@@ -21,8 +21,8 @@ from lnmdn_agents.policies.base import PolicyBase
 from lnmdn_envs.atomic import atomic_write_text
 
 __all__ = [
-    "DATASET_ENVS",
     "env_for_dataset",
+    "env_kwargs_for",
     "evaluate_run",
     "list_runs",
     "measure_run",
@@ -32,26 +32,32 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DATASET_ENVS = {
-    "pusht": "lnmdn/PushT-v0",
-    "can": "lnmdn/Can-v0",
-    "pointmaze-umaze": "lnmdn/PointMaze-UMaze-v0",
-    "pointmaze-medium": "lnmdn/PointMaze-Medium-v0",
-    "pointmaze-large": "lnmdn/PointMaze-Large-v0",
-    "pointmaze-bimodal": "lnmdn/PointMaze-Bimodal-v0",
-}
-"""Task part of a Minari id (``lnmdn/<task>/<name>-vN``) -> the env it was recorded in."""
+
+def env_for_dataset(dataset_id: str) -> tuple[str, dict[str, Any]]:
+    """The env ``dataset_id`` was recorded in: its id and task keyword arguments.
+
+    From the env spec the dataset stores (:func:`lnmdn_datasets.provision.dataset_env`), e.g.
+    ``lnmdn/pusht/expert-v2`` -> ``("lnmdn/PushT-v0", {"obs_type": "keypoints"})``.
+    """
+    from lnmdn_datasets.provision import dataset_env
+
+    return dataset_env(dataset_id)
 
 
-def env_for_dataset(dataset_id: str) -> str:
-    """The env id of an lnmdn dataset id, e.g. ``lnmdn/pusht/expert-v0`` -> ``lnmdn/PushT-v0``."""
-    parts = dataset_id.split("/")
-    if len(parts) == 3 and parts[0] == "lnmdn" and parts[1] in DATASET_ENVS:
-        return DATASET_ENVS[parts[1]]
-    raise ValueError(
-        f"cannot tell which env {dataset_id!r} was recorded in; pass --env "
-        f"(known dataset tasks: {sorted(DATASET_ENVS)})"
-    )
+def env_kwargs_for(env_id: str, dataset_id: str | None) -> dict[str, Any]:
+    """Task keyword arguments for evaluating in ``env_id`` a policy trained on ``dataset_id``.
+
+    The dataset's recorded ones (``obs_type``...) when ``env_id`` is the env it was recorded
+    in, so ``--env lnmdn/PushT-v0`` evaluates a keypoint-trained policy on keypoints; none for
+    another env or when no dataset is known.
+    """
+    if dataset_id is None:
+        return {}
+    try:
+        recorded, kwargs = env_for_dataset(dataset_id)
+    except ValueError:
+        return {}
+    return kwargs if recorded == env_id else {}
 
 
 def read_train_config(run_dir: str | Path) -> dict[str, Any]:
@@ -183,8 +189,8 @@ def evaluate_run(
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``: where the policy runs.
 
     Returns:
-        ``{"name", "run_dir", "policy", "dataset", "env_id", "params", "latency", "offline",
-        "closed_loop", "wall_time_s"}``.
+        ``{"name", "run_dir", "policy", "dataset", "env_id", "env_kwargs", "params", "latency",
+        "offline", "closed_loop", "wall_time_s"}``.
     """
     with torch_threads(threads):
         _, info = measure_run(
@@ -280,7 +286,8 @@ def measure_run(
     Args:
         run_dir: the run folder; its ``train_config.json`` (if any) gives the dataset and the
             split seed.
-        env_id: closed-loop env; None: the env of the dataset.
+        env_id: closed-loop env; None: the env of the dataset. The dataset's recorded task
+            keyword arguments (``obs_type``) apply when it is that env (:func:`env_kwargs_for`).
         n_episodes: closed-loop episodes (seeds 100000, 100001, ...).
         dataset_id: offline evaluation data (test split); None: the run's training dataset.
         weights: folder of the ``config.json`` + ``model.safetensors`` to load (``run_dir/best``
@@ -302,8 +309,9 @@ def measure_run(
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``: where the policy runs.
 
     Returns:
-        The loaded policy, and ``{"name", "run_dir", "policy", "dataset", "env_id", "params",
-        "settings", "latency", "offline", "closed_loop", "wall_time_s"}`` (``latency``,
+        The loaded policy, and ``{"name", "run_dir", "policy", "dataset", "env_id",
+        "env_kwargs", "params", "settings", "latency", "offline", "closed_loop",
+        "wall_time_s"}`` (``latency``,
         ``offline`` and ``closed_loop`` only when measured).
 
     Raises:
@@ -325,7 +333,8 @@ def measure_run(
                 f"{run_dir} has no train_config.json naming its dataset; pass --env (and "
                 "--dataset for the offline metrics)"
             )
-        env_id = env_for_dataset(dataset_id)
+        env_id = env_for_dataset(dataset_id)[0]
+    env_kwargs = env_kwargs_for(env_id, dataset_id)
     if closed_loop and n_episodes > 0:
         check_env_id(env_id)
     split_seed = int(train_cfg.get("split_seed", train_cfg.get("seed", 0)))
@@ -335,6 +344,7 @@ def measure_run(
         "policy": policy.config.name,
         "dataset": dataset_id,
         "env_id": env_id,
+        "env_kwargs": env_kwargs,
         "params": count_parameters(policy),
         "settings": {
             "deterministic": deterministic,
@@ -365,6 +375,7 @@ def measure_run(
             policy,
             env_id,
             n_episodes,
+            env_kwargs=env_kwargs,
             n_envs=n_envs,
             video_dir=video_dir,
             progress=progress,

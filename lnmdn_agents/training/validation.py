@@ -70,8 +70,10 @@ def validate(
     return out
 
 
-def closed_loop_env(config: TrainConfig, *, check_seeds: bool = True) -> str | None:
-    """The env of the closed-loop validation, or None when ``eval_every`` is 0.
+def closed_loop_env(
+    config: TrainConfig, *, check_seeds: bool = True
+) -> tuple[str, dict[str, Any]] | None:
+    """The env of the closed-loop validation (id, task kwargs), or None when ``eval_every`` is 0.
 
     Args:
         config: the run's settings (``eval_env``, default: the env the dataset was recorded in).
@@ -83,9 +85,9 @@ def closed_loop_env(config: TrainConfig, *, check_seeds: bool = True) -> str | N
     """
     if not config.eval_every:
         return None
-    from lnmdn_agents.evaluation.runs import env_for_dataset
+    from lnmdn_agents.evaluation.runs import env_for_dataset, env_kwargs_for
 
-    env_id = config.eval_env or env_for_dataset(config.dataset)
+    env_id = config.eval_env or env_for_dataset(config.dataset)[0]
     if check_seeds:
         from lnmdn_agents.evaluation.rollout import check_seeds_disjoint
 
@@ -93,10 +95,12 @@ def closed_loop_env(config: TrainConfig, *, check_seeds: bool = True) -> str | N
             range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes),
             config.dataset,
         )
-    return env_id
+    return env_id, env_kwargs_for(env_id, config.dataset)
 
 
-def validate_closed_loop(policy: PolicyBase, config: TrainConfig, env_id: str) -> dict[str, float]:
+def validate_closed_loop(
+    policy: PolicyBase, config: TrainConfig, env: tuple[str, dict[str, Any]]
+) -> dict[str, float]:
     """``eval/success_rate``, ``eval/mean_score``, ``eval/mean_length`` on the validation seeds.
 
     Sync envs, actions as ``eval_deterministic`` says, the policy's noise seeded by
@@ -110,8 +114,9 @@ def validate_closed_loop(policy: PolicyBase, config: TrainConfig, env_id: str) -
     with torch.random.fork_rng(devices=[]):
         result = evaluate(
             policy,
-            env_id,
+            env[0],
             n_episodes=config.eval_episodes,
+            env_kwargs=env[1],
             seeds=seeds,
             n_envs=min(10, config.eval_episodes),
             progress=False,

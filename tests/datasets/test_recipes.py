@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lnmdn_datasets.minari_io import read_records, write_dataset
+from lnmdn_datasets.provision import dataset_env
 from lnmdn_datasets.recipes import (
     EXPERT_SEED_SALT,
     RECIPES,
@@ -134,6 +135,7 @@ def test_recipe_table():
     assert set(RECIPES) == {
         "lnmdn/pusht/expert-v0",
         "lnmdn/pusht/expert-v1",
+        "lnmdn/pusht/expert-v2",
         "lnmdn/can/expert-v0",
         "lnmdn/pointmaze-umaze/expert-v0",
         "lnmdn/pointmaze-medium/expert-v0",
@@ -152,6 +154,7 @@ def test_recipe_table():
     "dataset_id",
     [
         "lnmdn/pusht/expert-v0",
+        "lnmdn/pusht/expert-v2",
         "lnmdn/pointmaze-umaze/expert-v0",
         "lnmdn/pointmaze-medium/expert-v0",
         "lnmdn/pointmaze-large/expert-v0",
@@ -166,6 +169,23 @@ def test_small_real_builds_replay(dataset_id):
     assert ds.recover_environment().observation_space == ds.observation_space
     report = verify(dataset_id, progress=False, atol=0.0)
     assert report.ok and report.max_obs_error == 0.0
+
+
+def test_env_kwargs_are_recorded_and_read_back():
+    """v2 is v1's expert observed through keypoints: same actions, 20-D observations, and the
+    dataset's env spec (or, before it is built, its recipe) rebuilds the keypoint env."""
+    assert dataset_env("lnmdn/pusht/expert-v2") == ("lnmdn/PushT-v0", {"obs_type": "keypoints"})
+    build("lnmdn/pusht/expert-v1", n_episodes=2, progress=False)
+    build("lnmdn/pusht/expert-v2", n_episodes=2, progress=False)
+    assert dataset_env("lnmdn/pusht/expert-v2") == ("lnmdn/PushT-v0", {"obs_type": "keypoints"})
+    assert dataset_env("lnmdn/pusht/expert-v1") == ("lnmdn/PushT-v0", {})
+    v1, v2 = (minari.load_dataset(f"lnmdn/pusht/expert-v{v}") for v in (1, 2))
+    assert v2.observation_space.shape == (20,) and v1.observation_space.shape == (5,)
+    for a, b in zip(v1.iterate_episodes(), v2.iterate_episodes(), strict=True):
+        np.testing.assert_array_equal(a.actions, b.actions)
+        assert b.observations.shape == (len(b.actions) + 1, 20)
+    with pytest.raises(ValueError, match="no recipe makes it"):
+        dataset_env("lnmdn/pusht/nothing-v0")
 
 
 @pytest.mark.slow
