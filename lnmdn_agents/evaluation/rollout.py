@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import logging
 import math
 import sys
@@ -230,7 +231,11 @@ class _FrameRecorder(gym.Wrapper[Any, Any, Any, Any]):
 
 
 def _lnmdn_env_fn(
-    env_id: str, n_obs_steps: int, n_action_steps: int, kwargs: dict[str, Any]
+    env_id: str,
+    n_obs_steps: int,
+    n_action_steps: int,
+    kwargs: dict[str, Any],
+    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]], ...] = (),
 ) -> Callable[[], gym.Env[Any, Any]]:
     """A chunked env whose single steps are rendered and kept (for videos)."""
 
@@ -238,7 +243,10 @@ def _lnmdn_env_fn(
         from lnmdn_envs import MultiStep, make_task_env
 
         task = make_task_env(env_id, **{"render_mode": "rgb_array", **kwargs})
-        return MultiStep(_FrameRecorder(task), n_obs_steps, n_action_steps)
+        env: gym.Env[Any, Any] = MultiStep(_FrameRecorder(task), n_obs_steps, n_action_steps)
+        for wrap in wrappers:
+            env = wrap(env)
+        return env
 
     return make
 
@@ -252,6 +260,7 @@ def make_eval_env(
     env_kwargs: dict[str, Any] | None = None,
     vectorization_mode: str | None = None,
     record_frames: bool = False,
+    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]] = (),
 ) -> VectorEnv:
     """A vector env for evaluation, with auto-reset disabled (the rollout resets explicitly).
 
@@ -266,6 +275,8 @@ def make_eval_env(
             (:func:`spawn_is_safe`), sync otherwise.
         record_frames: render every single step (needs an lnmdn id with ``rgb_array`` rendering).
             ``env_kwargs["max_episode_steps"]`` counts single steps (the task's time limit).
+        wrappers: applied to each chunked env, innermost first (picklable for async workers),
+            e.g. :class:`~lnmdn_agents.evaluation.starts.ResetToState`.
     """
     import lnmdn_envs  # noqa: F401  (registers the lnmdn/* ids)
 
@@ -296,7 +307,10 @@ def make_eval_env(
         # Built by hand: frames are recorded inside the chunking, at every single step.
         if not task_id.startswith("lnmdn/"):
             raise ValueError(f"videos need an lnmdn task id, got {env_id!r}")
-        fns = [_lnmdn_env_fn(task_id, n_obs_steps, n_action_steps, kwargs) for _ in range(n_envs)]
+        fns = [
+            _lnmdn_env_fn(task_id, n_obs_steps, n_action_steps, kwargs, tuple(wrappers))
+            for _ in range(n_envs)
+        ]
         if vectorization_mode == "async":
             return gym.vector.AsyncVectorEnv(fns, **vector_kwargs)
         return gym.vector.SyncVectorEnv(fns, **vector_kwargs)
@@ -308,6 +322,7 @@ def make_eval_env(
         num_envs=n_envs,
         vectorization_mode=vectorization_mode,
         vector_kwargs=vector_kwargs,
+        wrappers=list(wrappers) or None,
         n_obs_steps=n_obs_steps,
         n_action_steps=n_action_steps,
         **kwargs,
@@ -545,6 +560,7 @@ def evaluate(
     vectorization_mode: str | None = None,
     dataset_id: str | None = None,
     torch_seed: int = 0,
+    start_states: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Closed-loop success rate, score and episode lengths of ``policy`` on ``env_id``.
 
@@ -565,6 +581,9 @@ def evaluate(
         vectorization_mode: ``"sync"``/``"async"``; default: see :func:`make_eval_env`.
         dataset_id: when given, check that ``seeds`` are not seeds of this dataset.
         torch_seed: seed of the policy's sampling.
+        start_states: one simulator state per episode (``reset_to_state``; e.g. from
+            :func:`~lnmdn_agents.evaluation.starts.dataset_starts`): episode i starts there and
+            ``seeds[i]`` only seeds the env's RNG. None: the seeds' own random starts.
 
     Returns:
         A JSON-ready dict: ``success_rate``, ``success_ci95`` (Wilson), ``n_successes``,
@@ -585,7 +604,17 @@ def evaluate(
         raise ValueError(f"video_format must be 'gif' or 'mp4', got {video_format!r}")
     check_env_id(env_id)
     seeds_checked = False
-    if dataset_id is not None:
+    wrappers: list[Any] = []
+    if start_states is not None:
+        from lnmdn_agents.evaluation.starts import ResetToState
+
+        if len(start_states) != n_episodes:
+            raise ValueError(
+                f"need one start state per episode: got {len(start_states)} for {n_episodes=}"
+            )
+        table = {s: np.asarray(x).tolist() for s, x in zip(seeds, start_states, strict=True)}
+        wrappers.append(functools.partial(ResetToState, states=table))
+    elif dataset_id is not None:
         seeds_checked = check_seeds_disjoint(seeds, dataset_id)
     n_envs = min(n_episodes, 8) if n_envs is None else int(n_envs)
     if n_envs < 1:
@@ -601,6 +630,7 @@ def evaluate(
         env_kwargs=env_kwargs,
         vectorization_mode=vectorization_mode,
         record_frames=n_videos > 0,
+        wrappers=wrappers,
     )
     t0 = time.perf_counter()
     was_training = bool(getattr(policy, "training", False))
