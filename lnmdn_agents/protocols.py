@@ -94,5 +94,6 @@ def protocol_overrides(name: str, policy: str, overrides: dict[str, Any]) -> dic
             return dict(overrides)
         raise ValueError(f"policy {policy!r} has no obs_window field; use protocol 'standard'")
     if protocol.obs_window != "history":
-        cls(obs_window=protocol.obs_window)  # a config that refuses it says why (lwd)
+        window: dict[str, Any] = {"obs_window": protocol.obs_window}
+        cls(**window)  # a config that refuses it says why (lwd)
     return {**overrides, "obs_window": protocol.obs_window}

@@ -235,7 +235,7 @@ def _lnmdn_env_fn(
     n_obs_steps: int,
     n_action_steps: int,
     kwargs: dict[str, Any],
-    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]], ...] = (),
+    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Wrapper[Any, Any, Any, Any]], ...] = (),
 ) -> Callable[[], gym.Env[Any, Any]]:
     """A chunked env whose single steps are rendered and kept (for videos)."""
 
@@ -260,7 +260,7 @@ def make_eval_env(
     env_kwargs: dict[str, Any] | None = None,
     vectorization_mode: str | None = None,
     record_frames: bool = False,
-    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]] = (),
+    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Wrapper[Any, Any, Any, Any]]] = (),
 ) -> VectorEnv:
     """A vector env for evaluation, with auto-reset disabled (the rollout resets explicitly).
 

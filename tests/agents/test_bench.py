@@ -243,9 +243,9 @@ def test_plan_filters_and_presets():
     assert paper.tasks == ("pusht", "can", "pointmaze-medium") and len(paper.fractions) == 7
     cells = plan_cells(paper, task="can", policy="diffusion")
     assert len(cells) == 7 * len(paper.seeds)
-    assert all(t == "can" and p == "diffusion" for t, p, _, _ in cells)
+    assert all(t == "can" and p == "diffusion" and pr == "standard" for t, p, _, _, pr in cells)
     only = plan_cells(paper, cell="pusht/liquid_mdn/frac1/seed*")
-    assert [(f, s) for _, _, f, s in only] == [(1.0, s) for s in paper.seeds]
+    assert [(f, s) for _, _, f, s, _ in only] == [(1.0, s) for s in paper.seeds]
     with pytest.raises(ValueError, match="unknown bench preset"):
         make_preset("huge")
     with pytest.raises(ValueError, match="unknown preset field"):
