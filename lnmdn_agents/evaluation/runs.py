@@ -165,6 +165,8 @@ def evaluate_run(
     deterministic: bool = False,
     num_inference_steps: int | None = None,
     device: str = "cpu",
+    starts: tuple[str, ...] = ("random",),
+    start_steps: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate one run folder and write ``eval_info.json`` into it.
 
@@ -188,10 +190,12 @@ def evaluate_run(
             likely component's mean; diffusion: no noise).
         num_inference_steps: denoising steps at inference (diffusion, lwd); None: the run's.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``: where the policy runs.
+        starts: closed-loop start states (``"random"``, ``"dataset"``; see :func:`measure_run`).
+        start_steps: step limit of the dataset starts' episodes (None: the task's).
 
     Returns:
         ``{"name", "run_dir", "policy", "dataset", "env_id", "env_kwargs", "params", "latency",
-        "offline", "closed_loop", "wall_time_s"}``.
+        "offline", "closed_loop", "closed_loop_dataset", "wall_time_s"}``.
     """
     with torch_threads(threads):
         _, info = measure_run(
@@ -211,6 +215,8 @@ def evaluate_run(
             deterministic=deterministic,
             num_inference_steps=num_inference_steps,
             device=device,
+            starts=starts,
+            start_steps=start_steps,
         )
     if write:
         atomic_write_text(Path(run_dir) / "eval_info.json", json.dumps(info, indent=2) + "\n")
