@@ -152,7 +152,9 @@ def test_datasets_layers():
             assert "lnmdn_datasets.provision" not in imports_of(module), module
 
 
-@pytest.mark.parametrize("module", [m for m in _in("lnmdn_datasets") if m != "lnmdn_datasets.cli"])
+@pytest.mark.parametrize(
+    "module", [m for m in _in("lnmdn_datasets") if m != "lnmdn_datasets.cli"]
+)
 def test_each_module_imports_first_in_a_fresh_interpreter(module):
     """Imported first, a module that completes only through a cycle would fail here."""
     proc = subprocess.run(
