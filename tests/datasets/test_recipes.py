@@ -6,7 +6,8 @@ import minari
 import numpy as np
 import pytest
 
-from lnmdn_datasets.minari_io import read_records, write_dataset
+from lnmdn_datasets.embedded import export_embedded, install_embedded
+from lnmdn_datasets.minari_io import dataset_checksum, read_records, write_dataset
 from lnmdn_datasets.provision import dataset_env
 from lnmdn_datasets.recipes import (
     EXPERT_SEED_SALT,
@@ -171,7 +172,7 @@ def test_small_real_builds_replay(dataset_id):
     assert report.ok and report.max_obs_error == 0.0
 
 
-def test_env_kwargs_are_recorded_and_read_back():
+def test_env_kwargs_are_recorded_and_read_back(tmp_path):
     """v2 is v1's expert observed through keypoints: same actions, 20-D observations, and the
     dataset's env spec (or, before it is built, its recipe) rebuilds the keypoint env."""
     assert dataset_env("lnmdn/pusht/expert-v2") == ("lnmdn/PushT-v0", {"obs_type": "keypoints"})
@@ -186,6 +187,12 @@ def test_env_kwargs_are_recorded_and_read_back():
         assert b.observations.shape == (len(b.actions) + 1, 20)
     with pytest.raises(ValueError, match="no recipe makes it"):
         dataset_env("lnmdn/pusht/nothing-v0")
+    # A packed copy keeps the kwargs: the reinstalled v2 is keypoints again, same arrays.
+    packed = export_embedded("lnmdn/pusht/expert-v2", tmp_path / "v2.npz")
+    before = dataset_checksum("lnmdn/pusht/expert-v2")
+    install_embedded("lnmdn/pusht/expert-v2", packed, force=True)
+    assert dataset_env("lnmdn/pusht/expert-v2") == ("lnmdn/PushT-v0", {"obs_type": "keypoints"})
+    assert dataset_checksum("lnmdn/pusht/expert-v2") == before
 
 
 @pytest.mark.slow
