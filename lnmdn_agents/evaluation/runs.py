@@ -61,9 +61,19 @@ def env_kwargs_for(env_id: str, dataset_id: str | None) -> dict[str, Any]:
 
 
 def read_train_config(run_dir: str | Path) -> dict[str, Any]:
-    """``train_config.json`` of a run ({} when the folder was not written by training)."""
-    path = Path(run_dir) / "train_config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """``train_config.json`` of a run ({} when the folder was not written by training).
+
+    The selected checkpoint ``RUN/best`` answers with its run's, so ``lnmdn eval RUN/best``
+    knows the dataset (and the env it was recorded in) as ``lnmdn eval RUN`` does.
+    """
+    from lnmdn_agents.training.validation import BEST_DIR
+
+    run_dir = Path(run_dir)
+    for folder in (run_dir, run_dir.parent) if run_dir.name == BEST_DIR else (run_dir,):
+        path = folder / "train_config.json"
+        if path.is_file():
+            return dict(json.loads(path.read_text()))
+    return {}
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
