@@ -25,6 +25,7 @@ from lnmdn_envs.wrappers import MultiStep
 __all__ = [
     "TASKS",
     "TaskSpec",
+    "evaluation_kwargs",
     "make_chunked_env",
     "make_task_env",
     "register_envs",
@@ -42,6 +43,7 @@ class TaskSpec:
         max_episode_steps: single-step limit applied with Gymnasium's ``TimeLimit``.
         kwargs: default keyword arguments of the task env.
         extra: the pip extra the task needs (named in the ImportError).
+        eval_kwargs: task keyword arguments of closed-loop evaluation (:func:`evaluation_kwargs`).
     """
 
     env_id: str
@@ -49,12 +51,19 @@ class TaskSpec:
     max_episode_steps: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     extra: str | None = None
+    eval_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 TASKS: dict[str, TaskSpec] = {
     spec.env_id: spec
     for spec in [
-        TaskSpec("lnmdn/PushT-v0", "lnmdn_envs.pusht:PushTEnv", 300),
+        # Evaluated as Diffusion Policy's test env is: seed s starts where its test episode s does.
+        TaskSpec(
+            "lnmdn/PushT-v0",
+            "lnmdn_envs.pusht:PushTEnv",
+            300,
+            eval_kwargs={"legacy_seeding": True},
+        ),
         TaskSpec("lnmdn/Can-v0", "lnmdn_envs.can:CanEnv", 400, extra="mujoco"),
         TaskSpec(
             "lnmdn/PointMaze-UMaze-v0",
@@ -94,6 +103,19 @@ def step_env_id(task_id: str) -> str:
     if not sep or not version.isdigit():
         raise ValueError(f"task id must end in -v<N>, got {task_id!r}")
     return f"{head}-Step-v{version}"
+
+
+def evaluation_kwargs(env_id: str) -> dict[str, Any]:
+    """Task keyword arguments that closed-loop evaluation applies under the caller's own.
+
+    Push-T: ``legacy_seeding=True``, so the evaluation seeds (validation 50000+, test 100000+)
+    give Diffusion Policy's initial states for the same seeds; the datasets keep the env's own
+    seeding. Other tasks and non-lnmdn ids: none.
+    """
+    try:
+        return dict(_task_spec(env_id).eval_kwargs)
+    except gym.error.UnregisteredEnv:
+        return {}
 
 
 def _task_spec(env_id: str) -> TaskSpec:

@@ -555,7 +555,8 @@ def evaluate(
         n_episodes: episodes to run.
         seeds: one seed per episode; default :func:`eval_seeds` (100000, 100001, ...).
         n_envs: B, envs stepped together; default ``min(n_episodes, 8)``.
-        env_kwargs: extra task keyword arguments.
+        env_kwargs: task keyword arguments, over the task's evaluation defaults
+            (:func:`lnmdn_envs.registration.evaluation_kwargs`: Push-T's legacy seeding).
         video_dir: write videos of the first ``n_videos`` episodes there.
         progress: show a progress bar.
         n_videos: how many episodes to film when ``video_dir`` is given.
@@ -593,6 +594,9 @@ def evaluate(
     n_envs = min(n_envs, n_episodes)
     n_videos = min(n_videos, n_episodes) if video_dir is not None else 0
     cfg = policy.config
+    from lnmdn_envs.registration import evaluation_kwargs
+
+    env_kwargs = {**evaluation_kwargs(env_id), **(env_kwargs or {})}
     env = make_eval_env(
         env_id,
         n_envs,
@@ -633,6 +637,7 @@ def evaluate(
     lo, hi = wilson_interval(int(succ.sum()), n_episodes)
     return {
         "env_id": env_id,
+        "env_kwargs": env_kwargs,
         "n_episodes": n_episodes,
         "n_envs": n_envs,
         "deterministic": deterministic,
