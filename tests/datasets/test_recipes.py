@@ -205,7 +205,8 @@ def test_slow_real_can_build_replays_exactly():
     assert replay.ok and replay.max_obs_error == 0.0
 
 
-def test_embedded_pusht_is_what_the_recipe_builds():
+@pytest.mark.parametrize("dataset_id", ["lnmdn/pusht/expert-v0", "lnmdn/pusht/expert-v2"])
+def test_embedded_pusht_is_what_the_recipe_builds(dataset_id):
     """The packaged Push-T data installs on first load and is bit-identical to a fresh rollout
     of the current expert from the same seed (a stale embedded file fails here)."""
     from lnmdn_agents.data import load_episodes
@@ -213,14 +214,14 @@ def test_embedded_pusht_is_what_the_recipe_builds():
     from lnmdn_datasets.recipes import record_episode
     from lnmdn_envs import make_task_env
 
-    assert "lnmdn/pusht/expert-v0" in embedded_dataset_ids()
-    episodes = load_episodes("lnmdn/pusht/expert-v0")
-    ds = minari.load_dataset("lnmdn/pusht/expert-v0")
+    assert dataset_id in embedded_dataset_ids()
+    episodes = load_episodes(dataset_id)
+    ds = minari.load_dataset(dataset_id)
     meta = ds.storage.metadata
     assert len(episodes) == meta["total_episodes"] == 200
     assert meta["expert_success_rate"] >= 0.9 and meta["installed_from"] == "embedded"
-    recipe = get_recipe("lnmdn/pusht/expert-v0")
-    env = make_task_env(recipe.task_id)
+    recipe = get_recipe(dataset_id)
+    env = make_task_env(recipe.task_id, **recipe.env_kwargs)
     index = 7
     fresh, ok = record_episode(env, recipe.make_expert(), meta["seeds"][index])
     assert ok
@@ -228,5 +229,5 @@ def test_embedded_pusht_is_what_the_recipe_builds():
     np.testing.assert_array_equal(fresh.observations, stored.observations)
     np.testing.assert_array_equal(fresh.actions, stored.actions)
     np.testing.assert_array_equal(fresh.infos["state"], stored.infos["state"])
-    report = verify("lnmdn/pusht/expert-v0", n_episodes=5, atol=0.0, progress=False)
+    report = verify(dataset_id, n_episodes=5, atol=0.0, progress=False)
     assert report.ok and report.max_obs_error == 0.0
