@@ -136,7 +136,7 @@ class BestCheckpoint:
     """The policy with the best closed-loop ``eval/mean_score`` so far, kept in ``<run>/best/``.
 
     A tie keeps the earlier epoch. The weights carry the epoch, the step and the ``eval/*``
-    metrics they were selected on (``lnmdn_agents.policy_metadata(run / "best")``).
+    metrics they were selected on (``lnmdn_agents.checkpoint.policy_metadata(run / "best")``).
 
     Args:
         directory: the folder to keep it in (``<run>/best``).
