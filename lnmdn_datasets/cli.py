@@ -1,6 +1,7 @@
 """``lnmdn datasets``: list, build, verify, convert and download demonstration datasets.
 
-Wired into the ``lnmdn`` command by ``lnmdn_agents.cli`` (``app.add_typer(datasets_app)``)::
+Wired into the ``lnmdn`` command by ``lnmdn_agents.cli`` (``SUBCOMMANDS["datasets"]``); it imports
+no torch, and neither does ``lnmdn`` on the way here::
 
     lnmdn datasets list
     lnmdn datasets build lnmdn/pusht/expert-v0        # or --all; --force rebuilds
