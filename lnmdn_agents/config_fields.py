@@ -22,6 +22,8 @@ import types
 import typing
 from typing import Any, Union
 
+from lnmdn_envs.suggest import did_you_mean
+
 __all__ = [
     "ConfigTypeError",
     "attribute_docs",
@@ -177,10 +179,7 @@ def parse_field_value(cls: type, name: str, raw: str) -> Any:
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if name not in fields:
-        import difflib
-
-        close = difflib.get_close_matches(name, fields, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, fields)
         raise KeyError(f"{cls.__name__} has no field {name!r}.{hint} Fields: {sorted(fields)}")
     tp = typing.get_type_hints(cls).get(name, Any)
     inner, optional = _optional_inner(tp)

@@ -44,6 +44,7 @@ from lnmdn_datasets.minari_io import (
     task_env_spec,
     write_dataset,
 )
+from lnmdn_envs.suggest import did_you_mean
 
 __all__ = [
     "EXPERT_SEED_SALT",
@@ -196,10 +197,7 @@ def get_recipe(dataset_id: str) -> Recipe:
     try:
         return RECIPES[dataset_id]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(dataset_id, RECIPES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(dataset_id, RECIPES)
         raise KeyError(
             f"no recipe for dataset {dataset_id!r}.{hint} Recipes: {sorted(RECIPES)}"
         ) from None

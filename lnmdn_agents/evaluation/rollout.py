@@ -28,7 +28,6 @@ episode's best ``info["score"]`` (Diffusion Policy's convention: max over the ep
 from __future__ import annotations
 
 import ast
-import difflib
 import logging
 import math
 import sys
@@ -43,6 +42,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from lnmdn_agents.policies.base import Policy
+from lnmdn_envs.suggest import did_you_mean
 
 __all__ = [
     "EVAL_SEED_BASE",
@@ -143,8 +143,7 @@ def check_env_id(env_id: str) -> None:
         gym.spec(env_id)
     except gym.error.Error as err:
         known = sorted(k for k in gym.registry if k.startswith("lnmdn/"))
-        close = difflib.get_close_matches(env_id, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(env_id, known)
         raise ValueError(f"unknown env id {env_id!r} ({err}).{hint} lnmdn ids: {known}") from None
 
 

@@ -17,7 +17,6 @@ whose training changes with the epoch also implements :class:`TrainingHooks` (a 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -28,6 +27,7 @@ from torch import Tensor, nn
 
 from lnmdn_agents.config_fields import check_field_types
 from lnmdn_agents.policies.normalizer import MinMaxNormalizer
+from lnmdn_envs.suggest import did_you_mean
 
 __all__ = [
     "Policy",
@@ -293,8 +293,7 @@ def get_policy_class(name: str) -> type[PolicyBase]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, _REGISTRY)
         raise KeyError(
             f"unknown policy {name!r}.{hint} Available policies: {available_policies()}"
         ) from None
