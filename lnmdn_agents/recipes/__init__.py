@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from lnmdn_envs.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from lnmdn_agents.training import TrainConfig
+    from lnmdn_agents.training.config import TrainConfig
 
 __all__ = ["RECIPE_DIR", "Recipe", "available_recipes", "load_recipe", "recipes_command"]
 
@@ -73,7 +73,7 @@ class Recipe:
 
         The run folder defaults to ``runs/<task>_<policy>_seed<seed>``.
         """
-        from lnmdn_agents.training import TrainConfig
+        from lnmdn_agents.training.config import TrainConfig
 
         fields = {**self.train, **overrides}
         fields.setdefault("run_name", f"{self.name.replace('/', '_')}_seed{fields.get('seed', 0)}")
