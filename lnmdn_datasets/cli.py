@@ -136,7 +136,7 @@ def verify(
     ] = None,
 ) -> None:
     """Replay self-test: reset to each demonstration's first state and replay its actions."""
-    from lnmdn_datasets.recipes import verify as verify_dataset
+    from lnmdn_datasets.verify import verify as verify_dataset
 
     try:
         report = verify_dataset(dataset_id, n_episodes=episodes, atol=atol)
