@@ -12,7 +12,6 @@ store single steps, so their env spec is the ``-Step`` id.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
+from lnmdn_envs.suggest import did_you_mean
 from lnmdn_envs.wrappers import MultiStep
 
 __all__ = [
@@ -125,8 +125,7 @@ def _task_spec(env_id: str) -> TaskSpec:
     try:
         return TASKS[env_id]
     except KeyError:
-        close = difflib.get_close_matches(env_id, TASKS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(env_id, TASKS)
         raise gym.error.UnregisteredEnv(
             f"unknown lnmdn task {env_id!r}.{hint} Known ids: {sorted(TASKS)}"
         ) from None

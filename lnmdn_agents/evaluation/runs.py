@@ -19,6 +19,7 @@ from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
 from lnmdn_agents.policies.base import PolicyBase
 from lnmdn_envs.atomic import atomic_write_text
+from lnmdn_envs.vector import check_env_id
 
 __all__ = [
     "env_for_dataset",
@@ -327,8 +328,6 @@ def measure_run(
     Raises:
         ValueError: no env can be told (no ``env_id`` and no dataset), or an unknown env id.
     """
-    from lnmdn_agents.evaluation.rollout import check_env_id
-
     t0 = time.perf_counter()
     device = _resolve_eval_device(device)
     run_dir = Path(run_dir)

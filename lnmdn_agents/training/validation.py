@@ -89,7 +89,7 @@ def closed_loop_env(
 
     env_id = config.eval_env or env_for_dataset(config.dataset)[0]
     if check_seeds:
-        from lnmdn_agents.evaluation.rollout import check_seeds_disjoint
+        from lnmdn_agents.evaluation.seeds import check_seeds_disjoint
 
         check_seeds_disjoint(
             range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes),

@@ -15,8 +15,8 @@ from lnmdn_datasets.recipes import (
     Recipe,
     build,
     get_recipe,
-    verify,
 )
+from lnmdn_datasets.verify import verify
 from lnmdn_envs.registration import TASKS
 
 UMAZE = "lnmdn/PointMaze-UMaze-v0"
