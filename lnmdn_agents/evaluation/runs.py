@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lnmdn_agents.checkpoint import load_policy
+from lnmdn_agents.checkpoint import BEST_DIR, load_policy
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
@@ -67,8 +67,6 @@ def read_train_config(run_dir: str | Path) -> dict[str, Any]:
     The selected checkpoint ``RUN/best`` answers with its run's, so ``lnmdn eval RUN/best``
     knows the dataset (and the env it was recorded in) as ``lnmdn eval RUN`` does.
     """
-    from lnmdn_agents.training.validation import BEST_DIR
-
     run_dir = Path(run_dir)
     for folder in (run_dir, run_dir.parent) if run_dir.name == BEST_DIR else (run_dir,):
         path = folder / "train_config.json"

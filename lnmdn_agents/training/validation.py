@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from lnmdn_agents.checkpoint import save_policy
+from lnmdn_agents.checkpoint import BEST_DIR, save_policy
 from lnmdn_agents.training.batches import derived_seed
 from lnmdn_agents.training.config import VALIDATION_SEED_BASE
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from lnmdn_agents.training.config import TrainConfig
 
 __all__ = ["BEST_DIR", "BestCheckpoint", "closed_loop_env", "validate", "validate_closed_loop"]
-
-BEST_DIR = "best"
-"""Folder of the run folder that holds the checkpoint closed-loop validation selected."""
 
 
 @torch.no_grad()
