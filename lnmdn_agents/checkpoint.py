@@ -20,6 +20,7 @@ from lnmdn_agents.policies.base import PolicyBase, config_from_dict, get_policy_
 from lnmdn_envs.atomic import atomic_path, atomic_write_bytes, atomic_write_text, current_umask
 
 __all__ = [
+    "BEST_DIR",
     "atomic_write_bytes",
     "atomic_write_text",
     "current_umask",
@@ -30,6 +31,8 @@ __all__ = [
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+BEST_DIR = "best"
+"""Folder of a run folder that holds the checkpoint closed-loop validation selected."""
 
 
 def save_policy(

@@ -2,29 +2,24 @@
 
 Sub-commands: ``datasets``, ``policies``, ``recipes``, ``train``, ``eval``, ``runs``, ``bench``.
 
-They are wired in here. Every error ends the command with exit status 1 (2 for a malformed
-command line) and one line on stderr, ``error: <what was wrong, the value, what to do>``;
-``lnmdn --debug ...`` shows the traceback.
+They are named here (:data:`SUBCOMMANDS`) and imported only when one runs, so ``lnmdn --help``
+and ``lnmdn datasets ...`` never import torch. Every error ends the command with exit status 1
+(2 for a malformed command line) and one line on stderr, ``error: <what was wrong, the value,
+what to do>``; ``lnmdn --debug ...`` shows the traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import Any, NamedTuple
 
 import typer
 from typer.core import TyperGroup
 
-from lnmdn_agents.bench.cli import bench_command
-from lnmdn_agents.evaluation.cli import eval_command, runs_app
-from lnmdn_agents.policy_cli import policies_command
-from lnmdn_agents.recipes import recipes_command
-from lnmdn_agents.training import train_command
-from lnmdn_datasets.cli import app as datasets_app
-
-__all__ = ["app", "error_line", "main"]
+__all__ = ["SUBCOMMANDS", "Subcommand", "app", "error_line", "main"]
 
 _debug = False
 
@@ -97,8 +92,104 @@ def _usage_error_line(err: Exception, argv: Sequence[str]) -> str:
     return f"{message} (see `{command} --help`)"
 
 
+class Subcommand(NamedTuple):
+    """Where a sub-command of ``lnmdn`` lives, and its line in ``lnmdn --help``."""
+
+    module: str
+    """The module that defines it, imported when the sub-command runs."""
+    attribute: str
+    """A typer command function, or a ``typer.Typer`` for a group of commands."""
+    short_help: str
+    """The one line of ``lnmdn --help``, whole (Click cuts longer ones with "...")."""
+
+
+#: The sub-commands of ``lnmdn``, in the order ``lnmdn --help`` lists them.
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "policies": Subcommand(
+        "lnmdn_agents.policy_cli",
+        "policies_command",
+        "Registered policies and their config fields.",
+    ),
+    "recipes": Subcommand(
+        "lnmdn_agents.recipes", "recipes_command", "The committed training recipes."
+    ),
+    "train": Subcommand(
+        "lnmdn_agents.training.cli", "train_command", "Train a policy on a dataset."
+    ),
+    "eval": Subcommand(
+        "lnmdn_agents.evaluation.cli",
+        "eval_command",
+        "Evaluate run folders; compare them in a table.",
+    ),
+    "bench": Subcommand(
+        "lnmdn_agents.bench.cli",
+        "bench_command",
+        "The comparison protocol: train, evaluate, report.",
+    ),
+    "datasets": Subcommand("lnmdn_datasets.cli", "app", "Demonstration datasets (Minari)."),
+    "runs": Subcommand(
+        "lnmdn_agents.evaluation.cli", "runs_app", "List training runs and their results."
+    ),
+}
+
+
+def _load_subcommand(name: str, rich_markup_mode: Any) -> Any:
+    """The Click command of sub-command ``name``, its module imported now."""
+    spec = SUBCOMMANDS[name]
+    target = getattr(importlib.import_module(spec.module), spec.attribute)
+    if isinstance(target, typer.Typer):
+        command: Any = typer.main.get_group(target)
+    else:
+        single = typer.Typer(rich_markup_mode=rich_markup_mode, add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    command.short_help = spec.short_help
+    return command
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """The group's ``commands``: every name of :data:`SUBCOMMANDS`, each imported when looked up."""
+
+    def __init__(self, rich_markup_mode: Any) -> None:
+        self._rich_markup_mode = rich_markup_mode
+        self._loaded: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            if name not in SUBCOMMANDS:
+                raise KeyError(name)
+            self._loaded[name] = _load_subcommand(name, self._rich_markup_mode)
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        raise TypeError(f"add sub-command {name!r} to lnmdn_agents.cli.SUBCOMMANDS instead")
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"the sub-commands of lnmdn are fixed (SUBCOMMANDS); {name!r} stays")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SUBCOMMANDS)
+
+    def __len__(self) -> int:
+        return len(SUBCOMMANDS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in SUBCOMMANDS
+
+
 class _Group(TyperGroup):
-    """The top-level group: every failure becomes one ``error:`` line on stderr."""
+    """The top-level group: lazy sub-commands; every failure becomes one ``error:`` line."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands(self.rich_markup_mode)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list of ``lnmdn --help``, from :data:`SUBCOMMANDS` (nothing imported)."""
+        rows = [(name, spec.short_help) for name, spec in SUBCOMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(  # type: ignore[override]
         self,
@@ -185,16 +276,6 @@ def _setup(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-# short_help: the one line of `lnmdn --help`, whole (Click cuts longer ones with "...").
-app.add_typer(datasets_app, name="datasets", short_help="Demonstration datasets (Minari).")
-app.command("policies", short_help="Registered policies and their config fields.")(policies_command)
-app.command("recipes", short_help="The committed training recipes.")(recipes_command)
-app.command("train", short_help="Train a policy on a dataset.")(train_command)
-app.command("eval", short_help="Evaluate run folders; compare them in a table.")(eval_command)
-app.add_typer(runs_app, name="runs", short_help="List training runs and their results.")
-app.command("bench", short_help="The comparison protocol: train, evaluate, report.")(bench_command)
 
 
 def main() -> None:

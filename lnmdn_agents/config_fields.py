@@ -6,6 +6,12 @@ first in its ``__post_init__``, so a wrong type fails at once with the field nam
     make_policy("gru_mdn", dropout="x")
     # ConfigTypeError: GRUMDNConfig.dropout must be a number (float), got 'x' (str)
 
+then checks its values with :func:`check_ints` and :func:`check_range`, the one wording of a
+bad value::
+
+    make_policy("gru_mdn", dropout=1.5)
+    # ValueError: GRUMDNConfig.dropout must be in [0, 1), got dropout=1.5
+
 :func:`parse_field_value` turns command-line text into a value of a field's type (``--set
 down_dims=24,48,48``, ``--set clip_sample=false``), and :func:`field_rows` lists a config's fields
 with their types, defaults and help (``lnmdn policies NAME``).
@@ -16,16 +22,21 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import numbers
 import re
 import types
 import typing
 from typing import Any, Union
 
+from lnmdn_envs.suggest import did_you_mean
+
 __all__ = [
     "ConfigTypeError",
     "attribute_docs",
     "check_field_types",
+    "check_ints",
+    "check_range",
     "field_rows",
     "parse_field_value",
     "plain_help",
@@ -164,6 +175,70 @@ def check_field_types(obj: Any) -> None:
             object.__setattr__(obj, f.name, normalised)
 
 
+def check_ints(obj: Any, *names: str, minimum: int = 1, none_ok: bool = False) -> None:
+    """Check that each field ``names`` of ``obj`` is an integer ``>= minimum`` (``bool`` is not).
+
+    Args:
+        obj: a config instance (any object with these attributes).
+        *names: the fields to check.
+        minimum: the smallest value allowed.
+        none_ok: ``None`` is allowed too (an optional field).
+
+    Raises:
+        ValueError: names the class, the field, the value and what it must be, e.g.
+            ``TrainConfig.epochs must be an integer >= 1, got epochs=0``.
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if none_ok and value is None:
+            continue
+        if not isinstance(value, int) or _is_bool(value) or value < minimum:
+            allowed = f"an integer >= {minimum}" + (" or None" if none_ok else "")
+            raise ValueError(f"{type(obj).__name__}.{name} must be {allowed}, got {name}={value!r}")
+
+
+def check_range(
+    obj: Any,
+    name: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> None:
+    """Check that the number field ``name`` of ``obj`` is finite and within the given bounds.
+
+    ``gt``/``ge`` bound it from below (exclusive/inclusive), ``lt``/``le`` from above; give at
+    most one of each pair. The message writes the bounds as an interval, ``(0, 1]``, or as one
+    comparison, ``> 0``.
+
+    Raises:
+        ValueError: names the class, the field, the value and the allowed range, e.g.
+            ``TrainConfig.fraction must be in (0, 1], got fraction=0.0``.
+    """
+    if (gt is not None and ge is not None) or (lt is not None and le is not None):
+        raise TypeError(f"check_range({name!r}): give at most one of gt/ge and one of lt/le")
+    value = getattr(obj, name)
+    low = gt if gt is not None else ge
+    high = lt if lt is not None else le
+    ok = isinstance(value, numbers.Real) and not _is_bool(value) and math.isfinite(value)
+    if ok:
+        ok = (gt is None or value > gt) and (ge is None or value >= ge)
+        ok = ok and (lt is None or value < lt) and (le is None or value <= le)
+    if ok:
+        return
+    if low is not None and high is not None:
+        allowed = (
+            f"in {'(' if gt is not None else '['}{low}, {high}{')' if lt is not None else ']'}"
+        )
+    elif low is not None:
+        allowed = f"{'>' if gt is not None else '>='} {low}"
+    else:
+        allowed = f"{'<' if lt is not None else '<='} {high}"
+    finite = "" if not isinstance(value, float) or math.isfinite(value) else " and finite"
+    raise ValueError(f"{type(obj).__name__}.{name} must be {allowed}{finite}, got {name}={value!r}")
+
+
 def parse_field_value(cls: type, name: str, raw: str) -> Any:
     """Parse command-line text ``raw`` into a value for field ``name`` of dataclass ``cls``.
 
@@ -177,10 +252,7 @@ def parse_field_value(cls: type, name: str, raw: str) -> Any:
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if name not in fields:
-        import difflib
-
-        close = difflib.get_close_matches(name, fields, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, fields)
         raise KeyError(f"{cls.__name__} has no field {name!r}.{hint} Fields: {sorted(fields)}")
     tp = typing.get_type_hints(cls).get(name, Any)
     inner, optional = _optional_inner(tp)

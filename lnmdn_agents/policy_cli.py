@@ -38,7 +38,7 @@ def cli_value(value: Any) -> str:
 
 def _preset_values(policy: str) -> dict[str, dict[str, Any]]:
     """``{preset name: {field: value}}`` for the bench presets that change ``policy``'s fields."""
-    from lnmdn_agents.bench import PRESETS, make_preset
+    from lnmdn_agents.bench.presets import PRESETS, make_preset
 
     out = {}
     for name in PRESETS:

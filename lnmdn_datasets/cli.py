@@ -1,6 +1,7 @@
 """``lnmdn datasets``: list, build, verify, convert and download demonstration datasets.
 
-Wired into the ``lnmdn`` command by ``lnmdn_agents.cli`` (``app.add_typer(datasets_app)``)::
+Wired into the ``lnmdn`` command by ``lnmdn_agents.cli`` (``SUBCOMMANDS["datasets"]``); it imports
+no torch, and neither does ``lnmdn`` on the way here::
 
     lnmdn datasets list
     lnmdn datasets build lnmdn/pusht/expert-v0        # or --all; --force rebuilds
@@ -135,7 +136,7 @@ def verify(
     ] = None,
 ) -> None:
     """Replay self-test: reset to each demonstration's first state and replay its actions."""
-    from lnmdn_datasets.recipes import verify as verify_dataset
+    from lnmdn_datasets.verify import verify as verify_dataset
 
     try:
         report = verify_dataset(dataset_id, n_episodes=episodes, atol=atol)

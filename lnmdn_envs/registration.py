@@ -12,7 +12,6 @@ store single steps, so their env spec is the ``-Step`` id.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +19,13 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
+from lnmdn_envs.suggest import did_you_mean
 from lnmdn_envs.wrappers import MultiStep
 
 __all__ = [
     "TASKS",
     "TaskSpec",
+    "evaluation_kwargs",
     "make_chunked_env",
     "make_task_env",
     "register_envs",
@@ -42,6 +43,7 @@ class TaskSpec:
         max_episode_steps: single-step limit applied with Gymnasium's ``TimeLimit``.
         kwargs: default keyword arguments of the task env.
         extra: the pip extra the task needs (named in the ImportError).
+        eval_kwargs: task keyword arguments of closed-loop evaluation (:func:`evaluation_kwargs`).
     """
 
     env_id: str
@@ -49,12 +51,19 @@ class TaskSpec:
     max_episode_steps: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     extra: str | None = None
+    eval_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 TASKS: dict[str, TaskSpec] = {
     spec.env_id: spec
     for spec in [
-        TaskSpec("lnmdn/PushT-v0", "lnmdn_envs.pusht:PushTEnv", 300),
+        # Evaluated as Diffusion Policy's test env is: seed s starts where its test episode s does.
+        TaskSpec(
+            "lnmdn/PushT-v0",
+            "lnmdn_envs.pusht:PushTEnv",
+            300,
+            eval_kwargs={"legacy_seeding": True},
+        ),
         TaskSpec("lnmdn/Can-v0", "lnmdn_envs.can:CanEnv", 400, extra="mujoco"),
         TaskSpec(
             "lnmdn/PointMaze-UMaze-v0",
@@ -96,6 +105,19 @@ def step_env_id(task_id: str) -> str:
     return f"{head}-Step-v{version}"
 
 
+def evaluation_kwargs(env_id: str) -> dict[str, Any]:
+    """Task keyword arguments that closed-loop evaluation applies under the caller's own.
+
+    Push-T: ``legacy_seeding=True``, so the evaluation seeds (validation 50000+, test 100000+)
+    give Diffusion Policy's initial states for the same seeds; the datasets keep the env's own
+    seeding. Other tasks and non-lnmdn ids: none.
+    """
+    try:
+        return dict(_task_spec(env_id).eval_kwargs)
+    except gym.error.UnregisteredEnv:
+        return {}
+
+
 def _task_spec(env_id: str) -> TaskSpec:
     if env_id.startswith("lnmdn_envs:"):
         env_id = env_id.split(":", 1)[1]
@@ -103,8 +125,7 @@ def _task_spec(env_id: str) -> TaskSpec:
     try:
         return TASKS[env_id]
     except KeyError:
-        close = difflib.get_close_matches(env_id, TASKS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(env_id, TASKS)
         raise gym.error.UnregisteredEnv(
             f"unknown lnmdn task {env_id!r}.{hint} Known ids: {sorted(TASKS)}"
         ) from None

@@ -15,6 +15,9 @@ Semantics follow Diffusion Policy's ``MultiStepWrapper``::
 
 The wrapper knows nothing about any task: it sees a Box (or Dict of Box) observation and a Box
 action, so Push-T, Can and PointMaze share it unchanged.
+
+:class:`FrameRecorder` sits inside ``MultiStep`` (under the chunking) and keeps a rendered frame of
+every single step while its ``recording`` flag is on: the videos of closed-loop evaluation.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["MultiStep", "stack_space"]
+__all__ = ["FrameRecorder", "MultiStep", "stack_space"]
 
 
 def stack_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
@@ -127,3 +130,37 @@ class MultiStep(gym.Wrapper[Any, np.ndarray, Any, np.ndarray]):
         info["step_rewards"] = step_rewards
         info["n_steps"] = len(rewards)
         return _stack(self._history), float(np.sum(rewards)), terminated, truncated, info
+
+
+class FrameRecorder(gym.Wrapper[Any, Any, Any, Any]):
+    """Render every single step (and the reset) while ``recording`` is true; keep the frames.
+
+    Wrap the single-step task env (``render_mode="rgb_array"``) and put ``MultiStep`` outside,
+    so that a chunk of Ta actions yields Ta frames. A vector env turns recording on per env with
+    ``set_attr("recording", [...])`` and collects with ``call("pop_frames")``.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any]):
+        super().__init__(env)
+        self.recording = False
+        self.frames: list[np.ndarray] = []
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset the task and start a new list of frames (with the reset frame if recording)."""
+        out = self.env.reset(**kwargs)
+        self.frames = []
+        if self.recording:
+            self.frames.append(np.asarray(self.env.render()))
+        return out
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Step the task; keep the rendered frame if recording."""
+        out = self.env.step(action)
+        if self.recording:
+            self.frames.append(np.asarray(self.env.render()))
+        return out
+
+    def pop_frames(self) -> list[np.ndarray]:
+        """The frames kept since the last call (or reset), handed over and forgotten here."""
+        frames, self.frames = self.frames, []
+        return frames

@@ -53,7 +53,7 @@ class BenchTask:
 BENCH_TASKS: dict[str, BenchTask] = {
     t.name: t
     for t in [
-        BenchTask("pusht", "lnmdn/pusht/expert-v0"),
+        BenchTask("pusht", "lnmdn/pusht/expert-v2"),
         BenchTask("can", "lnmdn/can/expert-v0"),
         *(
             BenchTask(f"pointmaze-{m}", f"lnmdn/pointmaze-{m}/expert-v0")

@@ -7,15 +7,9 @@ metrics = evaluate_offline(policy, "lnmdn/pusht/expert-v0")      # NLL, best-of-
 
 from lnmdn_agents.evaluation.latency import count_parameters, measure_latency, policy_latency
 from lnmdn_agents.evaluation.offline import evaluate_offline, offline_metrics
-from lnmdn_agents.evaluation.rollout import (
-    EVAL_SEED_BASE,
-    check_seeds_disjoint,
-    eval_seeds,
-    evaluate,
-    make_eval_env,
-    rollout,
-    wilson_interval,
-)
+from lnmdn_agents.evaluation.rollout import evaluate, rollout, wilson_interval
+from lnmdn_agents.evaluation.seeds import EVAL_SEED_BASE, check_seeds_disjoint, eval_seeds
+from lnmdn_envs.vector import make_eval_env
 
 __all__ = [
     "EVAL_SEED_BASE",

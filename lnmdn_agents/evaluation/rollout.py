@@ -1,8 +1,10 @@
 """Closed-loop evaluation: roll a policy out in Gymnasium vector envs with explicit seeds.
 
-Every episode gets its own seed (by default ``EVAL_SEED_BASE + i``, i.e. 100000, 100001, ...,
-like Diffusion Policy's test seeds; the datasets' experts use small seeds from their recipe's
-base seed, and :func:`check_seeds_disjoint` verifies it against a dataset's episode metadata).
+Every episode gets its own seed (by default ``EVAL_SEED_BASE + i``, i.e. 100000, 100001, ...;
+see :mod:`~lnmdn_agents.evaluation.seeds`). The vector env comes from
+:func:`lnmdn_envs.vector.make_eval_env` (re-exported here as :func:`make_eval_env`), which knows
+the tasks: which step in worker processes, how those start safely, how frames are recorded. This
+module has the loop that drives it with a policy and the summary of the episodes.
 
 How a batch of ``n_envs`` vector envs runs ``n_episodes`` episodes::
 
@@ -27,23 +29,26 @@ episode's best ``info["score"]`` (Diffusion Policy's convention: max over the ep
 
 from __future__ import annotations
 
-import ast
-import difflib
 import functools
 import logging
 import math
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from lnmdn_agents.evaluation.seeds import (
+    EVAL_SEED_BASE,
+    check_seeds_disjoint,
+    dataset_seeds,
+    eval_seeds,
+)
 from lnmdn_agents.policies.base import Policy
+from lnmdn_envs.vector import check_env_id, make_eval_env, spawn_is_safe
 
 __all__ = [
     "EVAL_SEED_BASE",
@@ -59,16 +64,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-EVAL_SEED_BASE = 100_000
-"""First evaluation seed (Diffusion Policy's test seeds start here; dataset seeds stay below)."""
-
-
-def eval_seeds(n_episodes: int, start: int = EVAL_SEED_BASE) -> list[int]:
-    """The default evaluation seeds: ``start, start + 1, ..., start + n_episodes - 1``."""
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes=}")
-    return list(range(start, start + n_episodes))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -92,241 +87,6 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-# -- seeds of a dataset -------------------------------------------------------------------------
-def dataset_seeds(dataset_id: str) -> set[int] | None:
-    """Reset seeds recorded in a Minari dataset's episode metadata (None when none are stored)."""
-    import minari
-
-    from lnmdn_agents.data import load_episodes
-
-    load_episodes(dataset_id)  # installs the embedded data when needed, or fails clearly
-    dataset = minari.load_dataset(dataset_id)
-    seeds: set[int] = set()
-    for meta in dataset.storage.get_episode_metadata(dataset.episode_indices):
-        seed = meta.get("seed") if isinstance(meta, dict) else None
-        if seed is not None and not (isinstance(seed, float) and math.isnan(seed)):
-            seeds.add(int(np.asarray(seed).reshape(-1)[0]))
-    return seeds or None
-
-
-def check_seeds_disjoint(seeds: Sequence[int], dataset_id: str) -> bool:
-    """Raise if an evaluation seed was used to record ``dataset_id``.
-
-    Returns:
-        True when the dataset records its seeds and none overlaps; False when the dataset
-        stores no seeds (nothing could be checked; a warning is logged).
-
-    Raises:
-        ValueError: some evaluation seeds are dataset seeds (the message lists them).
-    """
-    used = dataset_seeds(dataset_id)
-    if used is None:
-        logger.warning("%s stores no episode seeds; evaluation seeds not checked", dataset_id)
-        return False
-    overlap = sorted(set(int(s) for s in seeds) & used)
-    if overlap:
-        raise ValueError(
-            f"evaluation seeds {overlap[:10]} (of {len(overlap)}) were used to record "
-            f"{dataset_id}; evaluate on unseen initial states, e.g. seeds from "
-            f"{EVAL_SEED_BASE} (the default)"
-        )
-    return True
-
-
-# -- env construction ---------------------------------------------------------------------------
-def check_env_id(env_id: str) -> None:
-    """Raise a ``ValueError`` naming the close matches when ``env_id`` is not a registered env."""
-    import lnmdn_envs  # noqa: F401  (registers the lnmdn/* ids)
-
-    try:
-        gym.spec(env_id)
-    except gym.error.Error as err:
-        known = sorted(k for k in gym.registry if k.startswith("lnmdn/"))
-        close = difflib.get_close_matches(env_id, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown env id {env_id!r} ({err}).{hint} lnmdn ids: {known}") from None
-
-
-def _is_main_guard(node: ast.AST) -> TypeGuard[ast.If]:
-    """``if __name__ == "__main__":`` (either operand order)."""
-    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
-        return False
-    test = node.test
-    sides = [test.left, *test.comparators]
-    names = [s.id for s in sides if isinstance(s, ast.Name)]
-    consts = [s.value for s in sides if isinstance(s, ast.Constant)]
-    return names == ["__name__"] and consts == ["__main__"] and len(test.ops) == 1
-
-
-def spawn_is_safe() -> bool:
-    """Whether ``forkserver``/``spawn`` worker processes can start from the current call.
-
-    Such workers import the parent's ``__main__`` script again (as ``__mp_main__``). A script
-    that reaches this call from its top level, outside an ``if __name__ == "__main__":`` block,
-    would run again in every worker and fail in multiprocessing's bootstrapping. Safe: an
-    interactive session, ``python -c``, a package's ``__main__``, or a call made inside such a
-    guard (also through functions it calls).
-    """
-    main = sys.modules.get("__main__")
-    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
-    if spec_name is not None:
-        if spec_name == "__main__" or spec_name.endswith(".__main__"):
-            return True  # multiprocessing does not re-run a package's __main__
-    elif not getattr(main, "__file__", None):
-        return True  # interactive, notebook, python -c: nothing is re-run
-    frame = sys._getframe(1)
-    while frame is not None and not (
-        frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"
-    ):
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return True  # not under the script's top level (a thread, a callback)
-    try:
-        tree = ast.parse(Path(frame.f_code.co_filename).read_text())
-    except (OSError, SyntaxError, ValueError):
-        return False
-    line = frame.f_lineno
-    return any(
-        _is_main_guard(node) and node.lineno <= line <= (node.end_lineno or node.lineno)
-        for node in ast.walk(tree)
-    )
-
-
-def _is_mujoco(env_id: str) -> bool:
-    try:
-        from lnmdn_envs.registration import TASKS
-
-        spec = TASKS.get(env_id.split(":", 1)[-1])
-        return spec is not None and spec.extra == "mujoco"
-    except ImportError:  # pragma: no cover - lnmdn_envs is a hard dependency
-        return False
-
-
-class _FrameRecorder(gym.Wrapper[Any, Any, Any, Any]):
-    """Inside the chunking: renders every single step while ``recording`` is true."""
-
-    def __init__(self, env: gym.Env[Any, Any]):
-        super().__init__(env)
-        self.recording = False
-        self.frames: list[np.ndarray] = []
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        out = self.env.reset(**kwargs)
-        self.frames = []
-        if self.recording:
-            self.frames.append(np.asarray(self.env.render()))
-        return out
-
-    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        out = self.env.step(action)
-        if self.recording:
-            self.frames.append(np.asarray(self.env.render()))
-        return out
-
-    def pop_frames(self) -> list[np.ndarray]:
-        frames, self.frames = self.frames, []
-        return frames
-
-
-def _lnmdn_env_fn(
-    env_id: str,
-    n_obs_steps: int,
-    n_action_steps: int,
-    kwargs: dict[str, Any],
-    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Wrapper[Any, Any, Any, Any]], ...] = (),
-) -> Callable[[], gym.Env[Any, Any]]:
-    """A chunked env whose single steps are rendered and kept (for videos)."""
-
-    def make() -> gym.Env[Any, Any]:
-        from lnmdn_envs import MultiStep, make_task_env
-
-        task = make_task_env(env_id, **{"render_mode": "rgb_array", **kwargs})
-        env: gym.Env[Any, Any] = MultiStep(_FrameRecorder(task), n_obs_steps, n_action_steps)
-        for wrap in wrappers:
-            env = wrap(env)
-        return env
-
-    return make
-
-
-def make_eval_env(
-    env_id: str,
-    n_envs: int,
-    *,
-    n_obs_steps: int,
-    n_action_steps: int,
-    env_kwargs: dict[str, Any] | None = None,
-    vectorization_mode: str | None = None,
-    record_frames: bool = False,
-    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Wrapper[Any, Any, Any, Any]]] = (),
-) -> VectorEnv:
-    """A vector env for evaluation, with auto-reset disabled (the rollout resets explicitly).
-
-    Args:
-        env_id: a registered id (``"lnmdn/PushT-v0"``).
-        n_envs: B, envs stepped together.
-        n_obs_steps: To, must match the policy.
-        n_action_steps: Ta, must match the policy.
-        env_kwargs: extra task keyword arguments.
-        vectorization_mode: ``"sync"`` or ``"async"``; default: async (forkserver) for the
-            MuJoCo tasks when ``n_envs > 1`` and workers can start safely
-            (:func:`spawn_is_safe`), sync otherwise.
-        record_frames: render every single step (needs an lnmdn id with ``rgb_array`` rendering).
-            ``env_kwargs["max_episode_steps"]`` counts single steps (the task's time limit).
-        wrappers: applied to each chunked env, innermost first (picklable for async workers),
-            e.g. :class:`~lnmdn_agents.evaluation.starts.ResetToState`.
-    """
-    import lnmdn_envs  # noqa: F401  (registers the lnmdn/* ids)
-
-    kwargs = dict(env_kwargs or {})
-    if vectorization_mode is None:
-        vectorization_mode = "sync"
-        if _is_mujoco(env_id) and n_envs > 1:
-            if spawn_is_safe():
-                vectorization_mode = "async"
-            else:
-                logger.info(
-                    "%s: sync vector envs, since the calling script has no `if __name__ == "
-                    "'__main__':` guard around this call (async workers would re-run it); add one "
-                    "or pass vectorization_mode='async' to step the %d envs in parallel",
-                    env_id,
-                    n_envs,
-                )
-    if vectorization_mode not in ("sync", "async"):
-        raise ValueError(
-            f"vectorization_mode must be 'sync' or 'async', got {vectorization_mode!r}"
-        )
-    vector_kwargs: dict[str, Any] = {"autoreset_mode": AutoresetMode.DISABLED}
-    if vectorization_mode == "async":
-        # MuJoCo / EGL state does not survive fork(): start workers fresh.
-        vector_kwargs["context"] = "forkserver"
-    task_id = env_id.split(":", 1)[-1]
-    if record_frames:
-        # Built by hand: frames are recorded inside the chunking, at every single step.
-        if not task_id.startswith("lnmdn/"):
-            raise ValueError(f"videos need an lnmdn task id, got {env_id!r}")
-        fns = [
-            _lnmdn_env_fn(task_id, n_obs_steps, n_action_steps, kwargs, tuple(wrappers))
-            for _ in range(n_envs)
-        ]
-        if vectorization_mode == "async":
-            return gym.vector.AsyncVectorEnv(fns, **vector_kwargs)
-        return gym.vector.SyncVectorEnv(fns, **vector_kwargs)
-    if "max_episode_steps" in kwargs:
-        # gym.make would apply its own max_episode_steps outside the chunking (counting chunks).
-        kwargs["max_task_steps"] = kwargs.pop("max_episode_steps")
-    return gym.make_vec(
-        env_id,
-        num_envs=n_envs,
-        vectorization_mode=vectorization_mode,
-        vector_kwargs=vector_kwargs,
-        wrappers=list(wrappers) or None,
-        n_obs_steps=n_obs_steps,
-        n_action_steps=n_action_steps,
-        **kwargs,
-    )
 
 
 # -- the rollout loop ---------------------------------------------------------------------------
@@ -571,7 +331,8 @@ def evaluate(
         n_episodes: episodes to run.
         seeds: one seed per episode; default :func:`eval_seeds` (100000, 100001, ...).
         n_envs: B, envs stepped together; default ``min(n_episodes, 8)``.
-        env_kwargs: extra task keyword arguments.
+        env_kwargs: task keyword arguments, over the task's evaluation defaults
+            (:func:`lnmdn_envs.registration.evaluation_kwargs`: Push-T's legacy seeding).
         video_dir: write videos of the first ``n_videos`` episodes there.
         progress: show a progress bar.
         n_videos: how many episodes to film when ``video_dir`` is given.
@@ -622,6 +383,9 @@ def evaluate(
     n_envs = min(n_envs, n_episodes)
     n_videos = min(n_videos, n_episodes) if video_dir is not None else 0
     cfg = policy.config
+    from lnmdn_envs.registration import evaluation_kwargs
+
+    env_kwargs = {**evaluation_kwargs(env_id), **(env_kwargs or {})}
     env = make_eval_env(
         env_id,
         n_envs,
@@ -663,6 +427,7 @@ def evaluate(
     lo, hi = wilson_interval(int(succ.sum()), n_episodes)
     return {
         "env_id": env_id,
+        "env_kwargs": env_kwargs,
         "n_episodes": n_episodes,
         "n_envs": n_envs,
         "deterministic": deterministic,

@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lnmdn_agents.checkpoint import load_policy
+from lnmdn_agents.checkpoint import BEST_DIR, load_policy
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
 from lnmdn_agents.evaluation.starts import check_starts, dataset_starts, describe_starts
 from lnmdn_agents.policies.base import PolicyBase
 from lnmdn_envs.atomic import atomic_write_text
+from lnmdn_envs.vector import check_env_id
 
 __all__ = [
     "env_for_dataset",
@@ -62,9 +63,17 @@ def env_kwargs_for(env_id: str, dataset_id: str | None) -> dict[str, Any]:
 
 
 def read_train_config(run_dir: str | Path) -> dict[str, Any]:
-    """``train_config.json`` of a run ({} when the folder was not written by training)."""
-    path = Path(run_dir) / "train_config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """``train_config.json`` of a run ({} when the folder was not written by training).
+
+    The selected checkpoint ``RUN/best`` answers with its run's, so ``lnmdn eval RUN/best``
+    knows the dataset (and the env it was recorded in) as ``lnmdn eval RUN`` does.
+    """
+    run_dir = Path(run_dir)
+    for folder in (run_dir, run_dir.parent) if run_dir.name == BEST_DIR else (run_dir,):
+        path = folder / "train_config.json"
+        if path.is_file():
+            return dict(json.loads(path.read_text()))
+    return {}
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -330,8 +339,6 @@ def measure_run(
     Raises:
         ValueError: no env can be told (no ``env_id`` and no dataset), or an unknown env id.
     """
-    from lnmdn_agents.evaluation.rollout import check_env_id
-
     t0 = time.perf_counter()
     device = _resolve_eval_device(device)
     run_dir = Path(run_dir)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lnmdn_agents.config_fields import check_ints, check_range
 from lnmdn_agents.policies.base import PolicyConfig
 
 __all__ = ["OBS_WINDOWS", "BackboneConfig", "ObservationBackbone"]
@@ -62,16 +63,12 @@ class BackboneConfig(PolicyConfig):
                 f'obs_window must be one of {OBS_WINDOWS}, got {self.obs_window=}; "horizon" '
                 "is the reference protocol's window (lnmdn_agents.protocols)"
             )
-        for f in ("d_model", "n_layers", "n_heads", "ff_mult"):
-            value = getattr(self, f)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        check_ints(self, "d_model", "n_layers", "n_heads", "ff_mult")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model must be divisible by n_heads, got {self.d_model=}, {self.n_heads=}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout=}")
+        check_range(self, "dropout", ge=0, lt=1)
 
     @property
     def observation_delta_indices(self) -> list[int]:

@@ -17,7 +17,6 @@ whose training changes with the epoch also implements :class:`TrainingHooks` (a 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -26,8 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lnmdn_agents.config_fields import check_field_types
+from lnmdn_agents.config_fields import check_field_types, check_ints
 from lnmdn_agents.policies.normalizer import MinMaxNormalizer
+from lnmdn_envs.suggest import did_you_mean
 
 __all__ = [
     "Policy",
@@ -63,10 +63,7 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)  # every field of every policy config, named when wrong
-        for f in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"):
-            value = getattr(self, f)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        check_ints(self, "obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps")
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
             raise ValueError(
                 "n_action_steps must be <= horizon - n_obs_steps + 1, got "
@@ -315,8 +312,7 @@ def get_policy_class(name: str) -> type[PolicyBase]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, _REGISTRY)
         raise KeyError(
             f"unknown policy {name!r}.{hint} Available policies: {available_policies()}"
         ) from None

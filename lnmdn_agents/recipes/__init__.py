@@ -21,14 +21,15 @@ recipes. Recipes are data, not code: loading one runs nothing.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lnmdn_envs.suggest import did_you_mean
+
 if TYPE_CHECKING:
-    from lnmdn_agents.training import TrainConfig
+    from lnmdn_agents.training.config import TrainConfig
 
 __all__ = ["RECIPE_DIR", "Recipe", "available_recipes", "load_recipe", "recipes_command"]
 
@@ -72,7 +73,7 @@ class Recipe:
 
         The run folder defaults to ``runs/<task>_<policy>_seed<seed>``.
         """
-        from lnmdn_agents.training import TrainConfig
+        from lnmdn_agents.training.config import TrainConfig
 
         fields = {**self.train, **overrides}
         fields.setdefault("run_name", f"{self.name.replace('/', '_')}_seed{fields.get('seed', 0)}")
@@ -94,8 +95,7 @@ def load_recipe(name: str) -> Recipe:
     """
     known = available_recipes()
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known)
         raise KeyError(f"unknown recipe {name!r}.{hint} Available recipes: {known}")
     path = RECIPE_DIR / f"{name}.json"
     try:

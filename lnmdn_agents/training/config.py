@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from lnmdn_agents.config_fields import check_field_types
+from lnmdn_agents.config_fields import check_field_types, check_ints, check_range
 from lnmdn_agents.policies import PolicyConfig, get_policy_class
 from lnmdn_agents.protocols import get_protocol, protocol_overrides
 
@@ -106,31 +106,25 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_field_types(self)  # every field, named when its type is wrong
         get_policy_class(self.policy)  # unknown names list the known ones
-        if not isinstance(self.fraction, (int, float)) or not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction=}")
-        for f in ("epochs", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints"):
-            value = getattr(self, f)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
-        for f in ("eval_every", "eval_episodes"):
-            value = getattr(self, f)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{f} must be an integer >= 0, got {f}={value!r}")
+        check_range(self, "fraction", gt=0, le=1)
+        check_ints(
+            self, "epochs", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints"
+        )
+        check_ints(self, "val_max_windows")
+        check_ints(self, "eval_every", "eval_episodes", minimum=0)
         if self.eval_every and self.eval_episodes < 1:
             raise ValueError(f"eval_every > 0 needs eval_episodes >= 1, got {self.eval_episodes=}")
-        if self.val_max_windows < 1:
-            raise ValueError(f"val_max_windows must be >= 1, got {self.val_max_windows=}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got {self.lr=}, {self.min_lr=}")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_epochs < 0:
+        check_range(self, "lr", gt=0)
+        check_range(self, "min_lr", ge=0)
+        if self.min_lr > self.lr:
             raise ValueError(
-                "weight_decay, grad_clip and warmup_epochs must be >= 0, got "
-                f"{self.weight_decay=}, {self.grad_clip=}, {self.warmup_epochs=}"
+                f"TrainConfig.min_lr must be <= lr, got min_lr={self.min_lr!r}, lr={self.lr!r}"
             )
+        for f in ("weight_decay", "grad_clip", "warmup_epochs"):
+            check_range(self, f, ge=0)
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device=}")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads=}")
+        check_ints(self, "num_threads", none_ok=True)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision=}")
         if not isinstance(self.policy_overrides, dict):

@@ -9,9 +9,10 @@ training exactly where the run stopped::
         state.safetensors                model.*, ema.* (when the policy has an EMA), optim.<id>.*
         state.json                       epoch, step, the optimiser's param_groups, policy config
 
-Each checkpoint is written to a temporary folder and renamed, then ``latest.json`` is replaced
-atomically, so an interruption at any moment leaves the previous checkpoint intact; the oldest
-are removed beyond ``keep_checkpoints``. Safetensors and JSON hold data only: loading runs no code.
+Each checkpoint is written to a temporary folder and moved into place
+(:func:`lnmdn_envs.atomic.replace_directory`), then ``latest.json`` is replaced atomically, so an
+interruption at any moment leaves the previous checkpoint intact; the oldest are removed beyond
+``keep_checkpoints``. Safetensors and JSON hold data only: loading runs no code.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from lnmdn_agents.checkpoint import atomic_write_text, current_umask
 from lnmdn_agents.training.config import RUN_PLACE, config_diff
 from lnmdn_agents.training.distributed import barrier
+from lnmdn_envs.atomic import atomic_write_text, current_umask, replace_directory
 
 if TYPE_CHECKING:
     from lnmdn_agents.policies import PolicyBase
@@ -84,9 +85,7 @@ def save_checkpoint(
         (tmp / "state.safetensors").chmod(0o666 & ~current_umask())  # safetensors writes 0600
         (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n")
         final = ckpt_root / f"epoch_{epoch:04d}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_directory(tmp, final)  # a checkpoint of the same epoch stays until this one is in
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

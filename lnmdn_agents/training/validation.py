@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from lnmdn_agents.checkpoint import save_policy
+from lnmdn_agents.checkpoint import BEST_DIR, save_policy
 from lnmdn_agents.training.batches import derived_seed
 from lnmdn_agents.training.config import VALIDATION_SEED_BASE
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from lnmdn_agents.training.config import TrainConfig
 
 __all__ = ["BEST_DIR", "BestCheckpoint", "closed_loop_env", "validate", "validate_closed_loop"]
-
-BEST_DIR = "best"
-"""Folder of the run folder that holds the checkpoint closed-loop validation selected."""
 
 
 @torch.no_grad()
@@ -89,7 +86,7 @@ def closed_loop_env(
 
     env_id = config.eval_env or env_for_dataset(config.dataset)[0]
     if check_seeds:
-        from lnmdn_agents.evaluation.rollout import check_seeds_disjoint
+        from lnmdn_agents.evaluation.seeds import check_seeds_disjoint
 
         check_seeds_disjoint(
             range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes),
@@ -136,7 +133,7 @@ class BestCheckpoint:
     """The policy with the best closed-loop ``eval/mean_score`` so far, kept in ``<run>/best/``.
 
     A tie keeps the earlier epoch. The weights carry the epoch, the step and the ``eval/*``
-    metrics they were selected on (``lnmdn_agents.policy_metadata(run / "best")``).
+    metrics they were selected on (``lnmdn_agents.checkpoint.policy_metadata(run / "best")``).
 
     Args:
         directory: the folder to keep it in (``<run>/best``).

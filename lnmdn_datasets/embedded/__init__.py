@@ -26,6 +26,7 @@ from lnmdn_datasets.minari_io import (
     _json_ready,
     minari_root,
     read_records,
+    task_env_spec,
     write_dataset,
 )
 from lnmdn_envs.atomic import atomic_path
@@ -62,11 +63,12 @@ def export_embedded(dataset_id: str, path: str | Path | None = None) -> Path:
     records = read_records(dataset_id)
     meta = dict(dataset.storage.metadata)
     spec = meta.get("env_spec")
-    task_id, spec_json = None, None
+    task_id, task_kwargs, spec_json = None, {}, None
     if spec is not None:
         spec_obj = spec if isinstance(spec, EnvSpec) else EnvSpec.from_json(spec)
         if spec_obj.entry_point == "lnmdn_envs.registration:make_task_env":
-            task_id = spec_obj.kwargs.get("env_id")
+            task_kwargs = dict(spec_obj.kwargs)
+            task_id = task_kwargs.pop("env_id", None)
         else:
             spec_json = spec_obj.to_json()
     standard = {
@@ -90,6 +92,7 @@ def export_embedded(dataset_id: str, path: str | Path | None = None) -> Path:
     header = {
         "dataset_id": dataset_id,
         "task_id": task_id,
+        "task_kwargs": task_kwargs,
         "env_spec": spec_json,
         "description": meta.get("description", ""),
         "algorithm_name": meta.get("algorithm_name", ""),
@@ -149,11 +152,16 @@ def install_embedded(dataset_id: str, path: str | Path | None = None, force: boo
         o += length + 1
         a += length
     logger.info("installing the embedded %s into %s", dataset_id, minari_root())
+    if header.get("env_spec"):
+        env_spec = EnvSpec.from_json(header["env_spec"])
+    elif header.get("task_id"):
+        env_spec = task_env_spec(header["task_id"], **header.get("task_kwargs", {}))
+    else:
+        env_spec = None
     return write_dataset(
         dataset_id,
         records,
-        task_id=header["task_id"],
-        env_spec=EnvSpec.from_json(header["env_spec"]) if header.get("env_spec") else None,
+        env_spec=env_spec,
         description=header["description"],
         algorithm_name=header["algorithm_name"],
         code_permalink=header["code_permalink"],

@@ -167,3 +167,9 @@ def test_policies_lists_fields_defaults_and_preset_widths():
     assert line.startswith("down_dims: tuple[int, ...] = 80,160,304")
     assert "[quick: 24,48,48]" in line
     one_error_line(invoke("policies", "difusion"), "Did you mean 'diffusion'")
+
+
+def test_unknown_subcommand_suggests_the_close_one():
+    result = invoke("trian")
+    assert result.exit_code == 2
+    one_error_line(result, "No such command 'trian'", "Did you mean 'train'?", "lnmdn --help")

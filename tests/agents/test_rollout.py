@@ -67,8 +67,11 @@ def pusht_cfg(ta: int = 8) -> PolicyConfig:
 
 
 def manual_episode(policy: PolicyBase, seed: int) -> dict:
-    """Reference: one episode with a plain gym.make env, no vector env."""
-    env = gym.make(PUSHT, n_obs_steps=2, n_action_steps=policy.config.n_action_steps)
+    """Reference: one episode with a plain gym.make env, no vector env, as Diffusion Policy's
+    test env starts it (``legacy_seeding``, which evaluation applies to Push-T)."""
+    env = gym.make(
+        PUSHT, n_obs_steps=2, n_action_steps=policy.config.n_action_steps, legacy_seeding=True
+    )
     obs, _ = env.reset(seed=seed)
     length, best, success = 0, -math.inf, False
     while True:
@@ -108,6 +111,7 @@ def test_vector_rollout_matches_single_env_episodes_and_freezes_finished_envs():
             assert got["score"] == pytest.approx(want["score"])
             assert got["success"] == want["success"]
         assert out["n_episodes"] == 5 and out["n_envs"] == n_envs
+        assert out["env_kwargs"] == {"legacy_seeding": True}
         assert 0 <= out["success_ci95"][0] <= out["success_rate"] <= out["success_ci95"][1] <= 1
         assert out["mean_length"] == pytest.approx(np.mean([r["length"] for r in ref]))
     assert seeds[0] == EVAL_SEED_BASE

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from lnmdn_agents import load_policy
 from lnmdn_agents.checkpoint import policy_metadata
 from lnmdn_agents.data import Episode
+from lnmdn_agents.evaluation.runs import read_train_config
 from lnmdn_agents.policies import get_policy_class, make_policy
 from lnmdn_agents.training import TrainConfig, lr_at, train
 from lnmdn_agents.training import loop as loop_mod
@@ -299,6 +300,8 @@ def test_closed_loop_validation_keeps_the_best_checkpoint(tmp_path):
     assert meta["eval/mean_score"] == max(scores)
     assert best_epoch == 1 + scores.index(max(scores))  # the first epoch with the best score
     assert best.config.to_dict() == load_policy(run).config.to_dict()
+    # lnmdn eval RUN/best reads the run's settings (dataset, env) as lnmdn eval RUN does
+    assert read_train_config(run / "best") == read_train_config(run) != {}
 
 
 def test_closed_loop_validation_options_are_checked(tmp_path):

@@ -1,4 +1,4 @@
-"""The import graph of lnmdn_envs and lnmdn_datasets: no cycle, and each layer imports only down.
+"""The import graph of the three packages: no cycle in any, and each layer imports only down.
 
 Every import counts, including those inside functions (the cycle this test guards against,
 ``minari_io`` <-> ``recipes``, hid in one) and ``importlib.import_module("...")`` with a literal
@@ -123,9 +123,27 @@ def test_the_reader_sees_function_level_imports_and_the_cycle_they_make(tmp_path
     assert _cycles(_in("lnmdn_datasets")) == expected
 
 
-@pytest.mark.parametrize("package", ["lnmdn_envs", "lnmdn_datasets"])
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycle(package):
+    """lnmdn_agents had two, both through function-level imports of a package's ``__init__``:
+    ``recipes -> training -> training.cli -> recipes`` and
+    ``policy_cli -> bench -> bench.report -> policy_cli``."""
     assert _cycles(_in(package)) == []
+
+
+def test_the_reader_sees_a_cycle_through_a_package_init(tmp_path, monkeypatch):
+    """The detector on the agents' old shape: a module importing a package whose ``__init__``
+    imports a module that imports the first one back (inside a function)."""
+    files = {
+        "lnmdn_agents.recipes": "def f():\n    from lnmdn_agents.training import TrainConfig\n",
+        "lnmdn_agents.training": "from lnmdn_agents.training.cli import train_command\n",
+        "lnmdn_agents.training.cli": "def g():\n    from lnmdn_agents.recipes import load_recipe\n",
+    }
+    for module, text in files.items():
+        path = tmp_path / f"{module}.py"
+        path.write_text(text)
+        monkeypatch.setitem(MODULES, module, path)
+    assert _cycles(sorted(files)) == [sorted(files)]
 
 
 def test_packages_import_only_downwards():
@@ -152,9 +170,7 @@ def test_datasets_layers():
             assert "lnmdn_datasets.provision" not in imports_of(module), module
 
 
-@pytest.mark.parametrize(
-    "module", [m for m in _in("lnmdn_datasets") if m != "lnmdn_datasets.cli"]
-)
+@pytest.mark.parametrize("module", [m for m in _in("lnmdn_datasets") if m != "lnmdn_datasets.cli"])
 def test_each_module_imports_first_in_a_fresh_interpreter(module):
     """Imported first, a module that completes only through a cycle would fail here."""
     proc = subprocess.run(

@@ -6,7 +6,8 @@ import minari
 import numpy as np
 import pytest
 
-from lnmdn_datasets.minari_io import read_records, write_dataset
+from lnmdn_datasets.embedded import export_embedded, install_embedded
+from lnmdn_datasets.minari_io import dataset_checksum, read_records, write_dataset
 from lnmdn_datasets.provision import dataset_env
 from lnmdn_datasets.recipes import (
     EXPERT_SEED_SALT,
@@ -14,8 +15,8 @@ from lnmdn_datasets.recipes import (
     Recipe,
     build,
     get_recipe,
-    verify,
 )
+from lnmdn_datasets.verify import verify
 from lnmdn_envs.registration import TASKS
 
 UMAZE = "lnmdn/PointMaze-UMaze-v0"
@@ -171,7 +172,7 @@ def test_small_real_builds_replay(dataset_id):
     assert report.ok and report.max_obs_error == 0.0
 
 
-def test_env_kwargs_are_recorded_and_read_back():
+def test_env_kwargs_are_recorded_and_read_back(tmp_path):
     """v2 is v1's expert observed through keypoints: same actions, 20-D observations, and the
     dataset's env spec (or, before it is built, its recipe) rebuilds the keypoint env."""
     assert dataset_env("lnmdn/pusht/expert-v2") == ("lnmdn/PushT-v0", {"obs_type": "keypoints"})
@@ -186,6 +187,12 @@ def test_env_kwargs_are_recorded_and_read_back():
         assert b.observations.shape == (len(b.actions) + 1, 20)
     with pytest.raises(ValueError, match="no recipe makes it"):
         dataset_env("lnmdn/pusht/nothing-v0")
+    # A packed copy keeps the kwargs: the reinstalled v2 is keypoints again, same arrays.
+    packed = export_embedded("lnmdn/pusht/expert-v2", tmp_path / "v2.npz")
+    before = dataset_checksum("lnmdn/pusht/expert-v2")
+    install_embedded("lnmdn/pusht/expert-v2", packed, force=True)
+    assert dataset_env("lnmdn/pusht/expert-v2") == ("lnmdn/PushT-v0", {"obs_type": "keypoints"})
+    assert dataset_checksum("lnmdn/pusht/expert-v2") == before
 
 
 @pytest.mark.slow
@@ -198,7 +205,8 @@ def test_slow_real_can_build_replays_exactly():
     assert replay.ok and replay.max_obs_error == 0.0
 
 
-def test_embedded_pusht_is_what_the_recipe_builds():
+@pytest.mark.parametrize("dataset_id", ["lnmdn/pusht/expert-v0", "lnmdn/pusht/expert-v2"])
+def test_embedded_pusht_is_what_the_recipe_builds(dataset_id):
     """The packaged Push-T data installs on first load and is bit-identical to a fresh rollout
     of the current expert from the same seed (a stale embedded file fails here)."""
     from lnmdn_agents.data import load_episodes
@@ -206,14 +214,14 @@ def test_embedded_pusht_is_what_the_recipe_builds():
     from lnmdn_datasets.recipes import record_episode
     from lnmdn_envs import make_task_env
 
-    assert "lnmdn/pusht/expert-v0" in embedded_dataset_ids()
-    episodes = load_episodes("lnmdn/pusht/expert-v0")
-    ds = minari.load_dataset("lnmdn/pusht/expert-v0")
+    assert dataset_id in embedded_dataset_ids()
+    episodes = load_episodes(dataset_id)
+    ds = minari.load_dataset(dataset_id)
     meta = ds.storage.metadata
     assert len(episodes) == meta["total_episodes"] == 200
     assert meta["expert_success_rate"] >= 0.9 and meta["installed_from"] == "embedded"
-    recipe = get_recipe("lnmdn/pusht/expert-v0")
-    env = make_task_env(recipe.task_id)
+    recipe = get_recipe(dataset_id)
+    env = make_task_env(recipe.task_id, **recipe.env_kwargs)
     index = 7
     fresh, ok = record_episode(env, recipe.make_expert(), meta["seeds"][index])
     assert ok
@@ -221,5 +229,5 @@ def test_embedded_pusht_is_what_the_recipe_builds():
     np.testing.assert_array_equal(fresh.observations, stored.observations)
     np.testing.assert_array_equal(fresh.actions, stored.actions)
     np.testing.assert_array_equal(fresh.infos["state"], stored.infos["state"])
-    report = verify("lnmdn/pusht/expert-v0", n_episodes=5, atol=0.0, progress=False)
+    report = verify(dataset_id, n_episodes=5, atol=0.0, progress=False)
     assert report.ok and report.max_obs_error == 0.0

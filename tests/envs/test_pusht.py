@@ -293,6 +293,16 @@ def test_legacy_seeding_reproduces_diffusion_policy_starts() -> None:
     assert not np.array_equal(a, b)
 
 
+def test_evaluation_uses_diffusion_policys_test_starts() -> None:
+    """Closed-loop evaluation builds Push-T with legacy seeding (the datasets do not)."""
+    from lnmdn_envs.registration import evaluation_kwargs
+
+    assert evaluation_kwargs("lnmdn/PushT-v0") == {"legacy_seeding": True}
+    assert evaluation_kwargs("lnmdn/PushT-Step-v0") == {"legacy_seeding": True}
+    assert evaluation_kwargs("lnmdn/PointMaze-UMaze-v0") == {}
+    assert evaluation_kwargs("gym_pusht/PushT-v0") == {}
+
+
 # --------------------------------------------------------------------------- coverage
 def test_body_to_world_rotates_about_the_origin_then_translates() -> None:
     (p,) = body_to_world([(10.0, 0.0)], 100.0, 200.0, math.pi / 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lnmdn_agents.config_fields import check_ints, check_range
 from lnmdn_agents.policies.backbone import BackboneConfig
 from lnmdn_agents.policies.noise_scheduler import SAMPLERS, SPACINGS
 
@@ -62,16 +63,14 @@ class DiffusionConfig(BackboneConfig):
             not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.down_dims
         ):
             raise ValueError(f"down_dims must be positive integers, got {self.down_dims=}")
-        for f in (
+        check_ints(
+            self,
             "kernel_size",
             "n_groups",
             "diffusion_step_embed_dim",
             "num_train_timesteps",
             "elbo_terms",
-        ):
-            value = getattr(self, f)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        )
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size=}")
         if any(d % self.n_groups for d in self.down_dims):
@@ -94,8 +93,5 @@ class DiffusionConfig(BackboneConfig):
                 "num_inference_steps must be in [1, num_train_timesteps], got "
                 f"{self.num_inference_steps=}, {self.num_train_timesteps=}"
             )
-        if not 0.0 < self.ema_max_decay < 1.0 or not self.ema_power > 0:
-            raise ValueError(
-                f"need 0 < ema_max_decay < 1 and ema_power > 0, got {self.ema_max_decay=}, "
-                f"{self.ema_power=}"
-            )
+        check_range(self, "ema_max_decay", gt=0, lt=1)
+        check_range(self, "ema_power", gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lnmdn_agents.config_fields import check_ints, check_range
 from lnmdn_agents.policies.backbone import BackboneConfig
 
 __all__ = ["CELLS", "GRUMDNConfig", "LSTMMDNConfig", "LiquidMDNConfig", "RecurrentMDNConfig"]
@@ -87,7 +88,8 @@ class RecurrentMDNConfig(BackboneConfig):
                 f"policy {self.name!r} uses cell={self.required_cell!r}, got {self.cell=}; "
                 f"pick the policy by name instead (liquid_mdn=cfc, lstm_mdn=lstm, gru_mdn=gru)"
             )
-        for f in (
+        check_ints(
+            self,
             "rnn_layers",
             "rnn_hidden",
             "cfc_backbone_units",
@@ -95,18 +97,10 @@ class RecurrentMDNConfig(BackboneConfig):
             "decoder_hidden",
             "action_embed_dim",
             "n_components",
-        ):
-            value = getattr(self, f)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
-        if not self.min_std > 0:
-            raise ValueError(f"min_std must be > 0, got {self.min_std=}")
-        if not 0.0 <= self.prev_action_dropout < 1.0:
-            raise ValueError(
-                f"prev_action_dropout must be in [0, 1), got {self.prev_action_dropout=}"
-            )
-        if not 0.0 <= self.free_running_max <= 1.0:
-            raise ValueError(f"free_running_max must be in [0, 1], got {self.free_running_max=}")
+        )
+        check_range(self, "min_std", gt=0)
+        check_range(self, "prev_action_dropout", ge=0, lt=1)
+        check_range(self, "free_running_max", ge=0, le=1)
 
 
 @dataclass

@@ -11,10 +11,9 @@ LWD learns a distribution over *policies* rather than over trajectories::
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
+from lnmdn_agents.config_fields import check_ints, check_range
 from lnmdn_agents.policies.backbone import BackboneConfig
 from lnmdn_agents.policies.noise_scheduler import SAMPLERS, SPACINGS
 
@@ -97,7 +96,8 @@ class LWDConfig(BackboneConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for f in (
+        check_ints(
+            self,
             "replan_every",
             "latent_dim",
             "encoder_hidden_dim",
@@ -110,10 +110,7 @@ class LWDConfig(BackboneConfig):
             "denoiser_blocks",
             "num_train_timesteps",
             "num_inference_steps",
-        ):
-            value = getattr(self, f)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{f} must be an integer >= 1, got {f}={value!r}")
+        )
         if self.num_inference_steps > self.num_train_timesteps:
             raise ValueError(
                 "num_inference_steps must be <= num_train_timesteps, got "
@@ -135,18 +132,9 @@ class LWDConfig(BackboneConfig):
             )
         if not isinstance(self.obs_along_horizon, bool):
             raise ValueError(f"obs_along_horizon must be a bool, got {self.obs_along_horizon!r}")
-        checks: list[tuple[str, Any, bool]] = [
-            ("kl_weight", self.kl_weight, self.kl_weight >= 0),
-            ("latent_clip", self.latent_clip, self.latent_clip > 0),
-            ("autoencoder_fraction", self.autoencoder_fraction, 0 < self.autoencoder_fraction < 1),
-        ]
-        for name, value, ok in checks:
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
-                raise ValueError(
-                    f"{name} out of range, got {name}={value!r} "
-                    "(kl_weight >= 0, latent_clip > 0, "
-                    "0 < autoencoder_fraction < 1)"
-                )
+        check_range(self, "kl_weight", ge=0)
+        check_range(self, "latent_clip", gt=0)
+        check_range(self, "autoencoder_fraction", gt=0, lt=1)
 
     @property
     def observation_delta_indices(self) -> list[int]:
