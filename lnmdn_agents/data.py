@@ -12,7 +12,10 @@ episode repeats the episode's first or last step. An episode of L actions gives
 ``L - T + To + Ta - 1`` windows (Push-T with T=16, To=2, Ta=8: ``L - 7``). No window crosses
 episodes.
 
-Splits are episode-level and seeded (:func:`split_episodes`); the training fractions
+Splits are episode-level and seeded (:func:`split_episodes`); ``make_splits(...,
+split_unit="window")`` instead splits the windows of all episodes at random (the liquid-MDN
+paper's reference protocol, :mod:`lnmdn_agents.protocols`: overlapping windows of one episode fall
+on both sides). The training fractions
 (:data:`TRAINING_FRACTIONS`) are nested subsets of the training episodes (:func:`fraction_subset`);
 normalisation statistics come from the training episodes only (:func:`compute_stats`).
 
@@ -26,6 +29,7 @@ Typical use::
 
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import math
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from lnmdn_agents.policies.base import PolicyConfig
 
 __all__ = [
+    "SPLIT_UNITS",
     "TRAINING_FRACTIONS",
     "DataSplits",
     "Episode",
@@ -129,7 +134,19 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
         ValueError: no episodes, mixed dimensions, or every episode too short for the config.
     """
 
-    def __init__(self, episodes: Sequence[Episode], config: PolicyConfig):
+    def __init__(
+        self,
+        episodes: Sequence[Episode],
+        config: PolicyConfig,
+        episode_ids: Sequence[int] | np.ndarray | None = None,
+    ):
+        self.episode_ids = np.asarray(
+            range(len(episodes)) if episode_ids is None else episode_ids, dtype=np.int64
+        )
+        if len(self.episode_ids) != len(episodes):
+            raise ValueError(
+                f"episode_ids has {len(self.episode_ids)} entries for {len(episodes)} episodes"
+            )
         self.obs_delta = np.asarray(config.observation_delta_indices, dtype=np.int64)
         self.action_delta = np.asarray(config.action_delta_indices, dtype=np.int64)
         self.n_action_steps = int(config.n_action_steps)
@@ -189,6 +206,30 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         """Number of windows."""
         return len(self._t)
+
+    def select(self, index: np.ndarray | Sequence[int]) -> WindowDataset:
+        """The windows ``index`` (in that order) as a dataset sharing this one's arrays."""
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        if len(idx) and not (0 <= idx.min() and idx.max() < len(self)):
+            raise IndexError(f"window indices must be in [0, {len(self)}), got {idx.tolist()[:5]}")
+        out = copy.copy(self)
+        out._episode_of = self._episode_of[idx]
+        out._t = self._t[idx]
+        out.windows_per_episode = np.bincount(out._episode_of, minlength=len(self.episode_ids))
+        return out
+
+    def current_steps(
+        self, index: np.ndarray | Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each window's episode (its ``episode_ids`` entry) and current step t (offset 0).
+
+        ``t`` indexes the episode's observations (and simulator states): the observation the
+        window's action at offset 0 was taken after.
+        """
+        idx = np.arange(len(self)) if index is None else np.asarray(index, dtype=np.int64)
+        ep = self._episode_of[idx]
+        t = np.minimum(self._t[idx], self.episode_lengths[ep] - 1)
+        return self.episode_ids[ep], t
 
     def _indices(self, i: np.ndarray | int, delta: np.ndarray) -> np.ndarray:
         ep = self._episode_of[i]
@@ -410,7 +451,8 @@ class DataSplits:
         val: windows over the validation episodes (independent of the fraction).
         test: windows over the test episodes (independent of the fraction).
         stats: :func:`compute_stats` of the training episodes.
-        episodes: episode indices per split, ``{"train", "val", "test"}``.
+        episodes: episode indices per split, ``{"train", "val", "test"}`` (split by window:
+            the episodes that give windows to each split, which overlap).
     """
 
     train: WindowDataset
@@ -420,6 +462,10 @@ class DataSplits:
     episodes: dict[str, np.ndarray]
 
 
+SPLIT_UNITS = ("episode", "window")
+"""What :func:`make_splits` assigns to train/val/test: whole episodes, or single windows."""
+
+
 def make_splits(
     dataset_id: str | Sequence[Episode],
     config: PolicyConfig,
@@ -427,6 +473,7 @@ def make_splits(
     fraction: float = 1.0,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
+    split_unit: str = "episode",
 ) -> DataSplits:
     """Load a dataset and cut it into windowed train/val/test splits.
 
@@ -434,13 +481,23 @@ def make_splits(
         dataset_id: a Minari id (see :func:`load_episodes`) or a list of episodes.
         config: the policy config (windows; ``obs_dim``/``action_dim`` must match the data).
         seed: seed of the split and of the fraction subset.
-        fraction: share of the training episodes to keep, in (0, 1]; val and test do not change.
-        val_fraction: share of episodes for validation.
-        test_fraction: share of episodes for test.
+        fraction: share of the training episodes (windows, with ``split_unit="window"``) to
+            keep, in (0, 1]; val and test do not change.
+        val_fraction: share of episodes (or windows) for validation.
+        test_fraction: share of episodes (or windows) for test.
+        split_unit: ``"episode"`` (the standard protocol: no episode on two sides) or
+            ``"window"`` (the reference protocol: every window of every episode drawn at random,
+            so neighbouring, overlapping windows of one episode land in train and in test).
 
     Returns:
-        :class:`DataSplits`; its stats come from the kept training episodes only.
+        :class:`DataSplits`; its stats come from the kept training episodes only (with
+        ``"window"``: every episode that gives a training window, observations and actions).
     """
+    if split_unit not in SPLIT_UNITS:
+        raise ValueError(
+            f'split_unit must be one of {SPLIT_UNITS}, got {split_unit!r} ("window" is the '
+            "reference protocol's split)"
+        )
     if not (isinstance(fraction, (float, int)) and 0.0 < fraction <= 1.0) or math.isnan(fraction):
         raise ValueError(f"fraction must be in (0, 1], got fraction={fraction!r}")
     episodes = load_episodes(dataset_id) if isinstance(dataset_id, str) else list(dataset_id)
@@ -453,9 +510,11 @@ def make_splits(
             f"{name} has Do={do}, Da={da} but the config has obs_dim={config.obs_dim}, "
             f"action_dim={config.action_dim}; build the policy with obs_dim={do}, action_dim={da}"
         )
+    if split_unit == "window":
+        return _split_windows(episodes, config, seed, fraction, val_fraction, test_fraction, name)
     split = split_episodes(len(episodes), seed, val_fraction, test_fraction)
     split["train"] = fraction_subset(split["train"], fraction, seed)
-    parts = {k: WindowDataset([episodes[i] for i in v], config) for k, v in split.items()}
+    parts = {k: WindowDataset([episodes[i] for i in v], config, v) for k, v in split.items()}
     stats = compute_stats([episodes[i] for i in split["train"]])
     logger.info(
         "%s: %d/%d/%d episodes, %d/%d/%d windows (train/val/test, fraction %.4f, seed %d)",
@@ -466,3 +525,36 @@ def make_splits(
         seed,
     )
     return DataSplits(parts["train"], parts["val"], parts["test"], stats, split)
+
+
+def _split_windows(
+    episodes: list[Episode],
+    config: PolicyConfig,
+    seed: int,
+    fraction: float,
+    val_fraction: float,
+    test_fraction: float,
+    name: str,
+) -> DataSplits:
+    """The reference protocol's split: a seeded random split of all windows.
+
+    As the paper's ``random_split`` over windowed samples; then the training fraction of the
+    training windows.
+    """
+    every = WindowDataset(episodes, config)
+    # split_episodes' arithmetic (rounding, at least one each) on window indices
+    split = split_episodes(len(every), seed, val_fraction, test_fraction)
+    split["train"] = fraction_subset(split["train"], fraction, seed)
+    parts = {k: every.select(v) for k, v in split.items()}
+    used = {k: np.flatnonzero(parts[k].windows_per_episode) for k in parts}
+    stats = compute_stats([episodes[i] for i in used["train"]])
+    logger.info(
+        "%s: %d/%d/%d windows (train/val/test, split by window, fraction %.4f, seed %d) from "
+        "%d/%d/%d episodes",
+        name,
+        *(len(parts[k]) for k in ("train", "val", "test")),
+        fraction,
+        seed,
+        *(len(used[k]) for k in ("train", "val", "test")),
+    )
+    return DataSplits(parts["train"], parts["val"], parts["test"], stats, used)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -97,13 +97,20 @@ def spawn_is_safe() -> bool:
 
 
 def _recording_env_fn(
-    env_id: str, n_obs_steps: int, n_action_steps: int, kwargs: dict[str, Any]
+    env_id: str,
+    n_obs_steps: int,
+    n_action_steps: int,
+    kwargs: dict[str, Any],
+    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Wrapper[Any, Any, Any, Any]], ...] = (),
 ) -> Callable[[], gym.Env[Any, Any]]:
     """A chunked env whose single steps are rendered and kept (for videos)."""
 
     def make() -> gym.Env[Any, Any]:
         task = make_task_env(env_id, **{"render_mode": "rgb_array", **kwargs})
-        return MultiStep(FrameRecorder(task), n_obs_steps, n_action_steps)
+        env: gym.Env[Any, Any] = MultiStep(FrameRecorder(task), n_obs_steps, n_action_steps)
+        for wrap in wrappers:
+            env = wrap(env)
+        return env
 
     return make
 
@@ -117,6 +124,7 @@ def make_eval_env(
     env_kwargs: dict[str, Any] | None = None,
     vectorization_mode: str | None = None,
     record_frames: bool = False,
+    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Wrapper[Any, Any, Any, Any]]] = (),
 ) -> VectorEnv:
     """A vector env for evaluation, with auto-reset disabled (the rollout resets explicitly).
 
@@ -131,6 +139,8 @@ def make_eval_env(
             (:func:`spawn_is_safe`), sync otherwise.
         record_frames: render every single step (needs an lnmdn id with ``rgb_array`` rendering).
             ``env_kwargs["max_episode_steps"]`` counts single steps (the task's time limit).
+        wrappers: applied to each chunked env, innermost first (picklable for async workers;
+            the evaluation's start-state wrapper, for instance).
     """
     import lnmdn_envs  # noqa: F401  (registers the lnmdn/* ids)
 
@@ -162,7 +172,8 @@ def make_eval_env(
         if not task_id.startswith("lnmdn/"):
             raise ValueError(f"videos need an lnmdn task id, got {env_id!r}")
         fns = [
-            _recording_env_fn(task_id, n_obs_steps, n_action_steps, kwargs) for _ in range(n_envs)
+            _recording_env_fn(task_id, n_obs_steps, n_action_steps, kwargs, tuple(wrappers))
+            for _ in range(n_envs)
         ]
         if vectorization_mode == "async":
             return gym.vector.AsyncVectorEnv(fns, **vector_kwargs)
@@ -175,6 +186,7 @@ def make_eval_env(
         num_envs=n_envs,
         vectorization_mode=vectorization_mode,
         vector_kwargs=vector_kwargs,
+        wrappers=list(wrappers) or None,
         n_obs_steps=n_obs_steps,
         n_action_steps=n_action_steps,
         **kwargs,

@@ -17,7 +17,31 @@ import numpy as np
 
 from lnmdn_agents.evaluation.rollout import wilson_interval
 
-__all__ = ["aggregate", "val_nll_curves"]
+__all__ = ["aggregate", "series_name", "val_nll_curves"]
+
+
+def series_name(cell: dict[str, Any]) -> str:
+    """How tables and figures name a cell's policy, its protocol labelled.
+
+    ``liquid_mdn`` under the standard protocol, ``liquid_mdn (reference)`` under the reference one.
+    """
+    protocol = cell.get("protocol", "standard")
+    return cell["policy"] if protocol == "standard" else f"{cell['policy']} ({protocol})"
+
+
+def _pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Closed-loop results of several seeds as one: successes pooled, one Wilson interval."""
+    n_succ = sum(cl["n_successes"] for cl in results)
+    n_ep = sum(cl["n_episodes"] for cl in results)
+    lo, hi = wilson_interval(n_succ, n_ep)
+    return {
+        "success_rate": n_succ / n_ep,
+        "success_ci95": [lo, hi],
+        "n_successes": n_succ,
+        "n_episodes": n_ep,
+        "mean_score": _mean_std([cl["mean_score"] for cl in results])[0],
+        "mean_length": _mean_std([cl["mean_length"] for cl in results])[0],
+    }
 
 
 def _mean_std(values: list[float | None]) -> tuple[float, float]:
@@ -31,7 +55,7 @@ def aggregate(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """Per (task, policy) at the largest fraction: metrics averaged over seeds; plus the curves."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for c in cells:
-        groups[(c["task"], c["policy"])].append(c)
+        groups[(c["task"], series_name(c))].append(c)
     summary: dict[str, dict[str, Any]] = defaultdict(dict)
     efficiency: dict[str, dict[str, dict[float, tuple[float, float]]]] = defaultdict(dict)
     for (task, policy), cs in sorted(groups.items()):
@@ -42,6 +66,7 @@ def aggregate(cells: list[dict[str, Any]]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "task": task,
             "policy": policy,
+            "protocol": full[0].get("protocol", "standard"),
             "fraction": top,
             "seeds": sorted(c["seed"] for c in full),
             "params": full[0]["params"],
@@ -68,19 +93,12 @@ def aggregate(cells: list[dict[str, Any]]) -> dict[str, Any]:
                 "n_windows": off[0]["n_windows"],
             },
         }
-        cls = [c["closed_loop"] for c in full if c.get("closed_loop")]
-        if cls:
-            n_succ = sum(cl["n_successes"] for cl in cls)
-            n_ep = sum(cl["n_episodes"] for cl in cls)
-            lo, hi = wilson_interval(n_succ, n_ep)
-            entry["closed_loop"] = {
-                "success_rate": n_succ / n_ep,
-                "success_ci95": [lo, hi],
-                "n_successes": n_succ,
-                "n_episodes": n_ep,
-                "mean_score": _mean_std([cl["mean_score"] for cl in cls])[0],
-                "mean_length": _mean_std([cl["mean_length"] for cl in cls])[0],
-            }
+        for key in ("closed_loop", "closed_loop_dataset"):
+            cls = [c[key] for c in full if c.get(key)]
+            if cls:
+                entry[key] = _pooled(cls)
+                if key == "closed_loop_dataset":
+                    entry[key]["max_steps"] = cls[0].get("starts", {}).get("max_steps")
         summary[task][policy] = entry
         k_max = ks[-1] if ks else "1"
         for frac in sorted({c["fraction"] for c in cs}):
@@ -100,7 +118,7 @@ def val_nll_curves(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str,
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for c in cells:
-        by[(c["task"], c["policy"])].append(c)
+        by[(c["task"], series_name(c))].append(c)
     for (task, policy), cs in by.items():
         top = max(c["fraction"] for c in cs)
         series = [c["curves"] for c in cs if c["fraction"] == top and c["curves"].get("val/nll")]

@@ -1,10 +1,11 @@
 """The bench's cells: their ids and files, which ones a preset plans, and running one.
 
-A cell is ``(task, policy, training fraction, seed)``. :func:`run_cell` trains it from scratch
-(or resumes its interrupted training, or takes a shipped run made by its recipe), then evaluates
-the checkpoint the run selected through :func:`lnmdn_agents.evaluation.runs.measure_run`, the
-same measurement ``lnmdn eval`` makes, and adds what only the bench's figures need (curves,
-sampled trajectories, the diffusion step sweep)::
+A cell is ``(task, policy, training fraction, seed, protocol)``. :func:`run_cell` trains it from
+scratch (or resumes its interrupted training, or takes a shipped run made by its recipe), then
+evaluates the checkpoint the run selected through
+:func:`lnmdn_agents.evaluation.runs.measure_run`, the same measurement ``lnmdn eval`` makes, and
+adds what only the bench's figures need (curves, sampled trajectories, the diffusion step
+sweep)::
 
     cell = train -> offline metrics (test split), latency, params, closed loop (seeds 100000+)
                  -> sampled chunks for the trajectory figure -> diffusion step sweep (if any)
@@ -16,6 +17,7 @@ Each finished cell is written atomically to ``<out>/cells/<cell>.json`` (:func:`
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import logging
 import shutil
@@ -31,6 +33,7 @@ from lnmdn_agents.bench.trajectories import cell_trajectories
 from lnmdn_agents.checkpoint import atomic_write_text, policy_metadata
 from lnmdn_agents.evaluation.latency import torch_threads
 from lnmdn_agents.evaluation.runs import measure_run, read_metrics, read_train_config
+from lnmdn_agents.protocols import get_protocol
 from lnmdn_agents.recipes import available_recipes, load_recipe
 
 __all__ = ["cell_file", "cell_id", "load_cells", "plan_cells", "run_cell"]
@@ -41,9 +44,14 @@ logger = logging.getLogger(__name__)
 _LATENCY_WARMUP = 5
 
 
-def cell_id(task: str, policy: str, fraction: float, seed: int) -> str:
-    """``pusht/liquid_mdn/frac1/seed0`` (fractions written with up to 4 significant digits)."""
-    return f"{task}/{policy}/frac{fraction:.4g}/seed{seed}"
+def cell_id(task: str, policy: str, fraction: float, seed: int, protocol: str = "standard") -> str:
+    """``pusht/liquid_mdn/frac1/seed0`` (fractions written with up to 4 significant digits).
+
+    A cell of the reference protocol ends in ``/reference``
+    (``pusht/liquid_mdn/frac1/seed0/reference``); standard cells keep their ids.
+    """
+    base = f"{task}/{policy}/frac{fraction:.4g}/seed{seed}"
+    return base if protocol == "standard" else f"{base}/{protocol}"
 
 
 def cell_file(out: Path, cid: str) -> Path:
@@ -79,7 +87,7 @@ def plan_cells(
     task: str | None = None,
     policy: str | None = None,
     cell: str | None = None,
-) -> list[tuple[str, str, float, int]]:
+) -> list[tuple[str, str, float, int, str]]:
     """The cells of ``preset`` that pass the filters (``cell`` is an fnmatch pattern)."""
     cells = []
     with_recipe = set(available_recipes()) if preset.recipes else set()
@@ -87,16 +95,15 @@ def plan_cells(
         for p in _policies(preset):
             if preset.recipes and f"{t}/{p}" not in with_recipe:
                 continue
-            for f in preset.fractions:
-                for s in preset.seeds:
-                    cid = cell_id(t, p, f, s)
-                    if task and t != task:
-                        continue
-                    if policy and p != policy:
-                        continue
-                    if cell and not fnmatch.fnmatch(cid, cell):
-                        continue
-                    cells.append((t, p, f, s))
+            for f, s, proto in itertools.product(preset.fractions, preset.seeds, preset.protocols):
+                cid = cell_id(t, p, f, s, proto)
+                if task and t != task:
+                    continue
+                if policy and p != policy:
+                    continue
+                if cell and not fnmatch.fnmatch(cid, cell):
+                    continue
+                cells.append((t, p, f, s, proto))
     return cells
 
 
@@ -111,17 +118,19 @@ def run_cell(
     *,
     progress: bool = True,
     command: str | None = None,
+    protocol: str = "standard",
 ) -> dict[str, Any]:
     """Train and evaluate one cell; returns its result dict (also written to ``cells/``).
 
     An interrupted cell resumes its training from the last checkpoint; ``retrain`` deletes the
     cell's run folder first. ``progress``: bars on a terminal, log lines otherwise (False: log
     lines of training epochs only). ``command``: the command line recorded in the cell.
+    ``protocol``: ``"standard"`` or ``"reference"`` (:mod:`lnmdn_agents.protocols`).
     """
     from lnmdn_agents.training import TrainConfig, train
 
     task = BENCH_TASKS[task_name]
-    cid = cell_id(task_name, policy_name, fraction, seed)
+    cid = cell_id(task_name, policy_name, fraction, seed, protocol)
     logger.info("bench cell %s: training", cid)
     t0 = time.perf_counter()
     place: dict[str, Any] = {
@@ -129,6 +138,7 @@ def run_cell(
         "run_name": cid.replace("/", "_"),
         "device": preset.device,
         "progress": progress,
+        "protocol": protocol,
     }
     recipe = None
     if preset.recipes:
@@ -166,6 +176,7 @@ def run_cell(
     if episodes is None:
         assert recipe is not None
         episodes = recipe.test_episodes
+    episodes = min(episodes, preset.task_episodes.get(task_name, episodes))
     with torch_threads(preset.eval_threads):
         result = _evaluate_cell(
             preset,
@@ -178,6 +189,7 @@ def run_cell(
             episodes,
             progress,
             deterministic=cfg.eval_deterministic if recipe is not None else False,
+            protocol=protocol,
         )
     result["command"] = command
     result["train_config"] = cfg.to_dict()
@@ -231,6 +243,7 @@ def _evaluate_cell(
     episodes: int,
     progress: bool = True,
     deterministic: bool = False,
+    protocol: str = "standard",
 ) -> dict[str, Any]:
     """Measure the run's selected checkpoint (``best/`` if any) as ``lnmdn eval`` does, and more.
 
@@ -277,6 +290,8 @@ def _evaluate_cell(
         deterministic=deterministic,
         num_inference_steps=None,
         device="cpu",
+        starts=preset.starts,
+        start_steps=preset.start_steps,
     )
     result: dict[str, Any] = {
         "cell": cid,
@@ -286,6 +301,7 @@ def _evaluate_cell(
         "policy": policy_name,
         "fraction": fraction,
         "seed": seed,
+        "protocol": protocol,
         "run_dir": str(run_dir),
         "eval_threads": torch.get_num_threads(),
         "policy_config": policy.config.to_dict(),
@@ -309,9 +325,11 @@ def _evaluate_cell(
         result["selected_epoch"] = policy_metadata(best)["epoch"]
     result["offline"] = measured["offline"]
     result["latency"] = measured["latency"]
-    if "closed_loop" in measured:
-        result["closed_loop"] = measured["closed_loop"]
-    splits = make_splits(dataset, policy.config, seed=0)
+    for key in ("closed_loop", "closed_loop_dataset"):
+        if key in measured:
+            result[key] = measured[key]
+    unit = get_protocol(protocol).split_unit
+    splits = make_splits(dataset, policy.config, seed=0, split_unit=unit)
     result["trajectories"] = cell_trajectories(
         policy, splits.test, task, measured["env_id"], preset, seed
     )

@@ -125,8 +125,8 @@ def bench_command(
         raise typer.BadParameter(str(err)) from err
     out_dir = out if out is not None else Path("runs") / "bench" / p.name
     if list_cells:
-        for t, pol, f, s in plan_cells(p, task, policy, cell):
-            cid = cell_id(t, pol, f, s)
+        for c in plan_cells(p, task, policy, cell):
+            cid = cell_id(*c)
             done = "done" if cell_file(out_dir, cid).is_file() else "todo"
             typer.echo(f"{done}  {cid}")
         return
@@ -170,6 +170,11 @@ def bench_command(
     typer.echo(
         "errors: MSE in normalised action units; NLL* = diffusion bound; success: Wilson 95% CI"
     )
+    if results.get("protocols"):
+        proto = results["protocols"]
+        typer.echo("")
+        typer.echo("protocols side by side ((reference): future obs in the window, window split):")
+        typer.echo(format_table(proto["header"], proto["rows"]))
     typer.echo(
         f"{len(results['computed'])} cell(s) computed, {results['n_cells']} in the report, "
         f"{time.perf_counter() - t0:.0f} s"

@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
 
-# A cell as plan_cells returns it: (task, policy, fraction, seed).
-Cell = tuple[str, str, float, int]
+# A cell as plan_cells returns it: (task, policy, fraction, seed, protocol).
+Cell = tuple[str, str, float, int, str]
 
 
 @dataclass
@@ -111,10 +111,11 @@ def _ray_cell(
     preset: BenchPreset, cell: Cell, out: str, retrain: bool, command: str | None = None
 ) -> dict[str, Any]:
     """One cell in a Ray worker (the body of the Ray task)."""
-    task, policy, fraction, seed = cell
+    task, policy, fraction, seed, protocol = cell
     return run_cell(
-        preset, task, policy, fraction, seed, Path(out), retrain, progress=False, command=command
-    )
+        preset, task, policy, fraction, seed, Path(out), retrain, progress=False, command=command,
+        protocol=protocol,
+    )  # fmt: skip
 
 
 def _check_feasible(ray: ModuleType, resources: dict[str, float]) -> None:

@@ -1,7 +1,7 @@
 """The bench's tasks and presets: what one ``lnmdn bench`` run trains and measures.
 
 A :class:`BenchPreset` holds every setting of a run (tasks, policies, fractions, seeds, training
-and evaluation sizes); :data:`PRESETS` names the four the command offers and :func:`make_preset`
+and evaluation sizes); :data:`PRESETS` names the five the command offers and :func:`make_preset`
 builds one with fields replaced:
 
 * ``demo``: the README's main job (``make demo``): Push-T evaluated from the recipe runs shipped
@@ -11,6 +11,10 @@ builds one with fields replaced:
 * ``results``: every committed recipe, trained and tested (the README's results table).
 * ``paper``: Push-T, Can and PointMaze; every registered policy; the seven training fractions;
   three seeds; 120 epochs at paper scale. Days on a CPU: run it in parts.
+* ``reference``: the liquid-MDN paper's protocol beside the standard one
+  (:mod:`lnmdn_agents.protocols`): ``liquid_mdn`` and ``diffusion`` on Push-T, Can and the
+  U-maze, small models trained briefly under both protocols, each tested in closed loop from
+  random and from dataset start states.
 """
 
 from __future__ import annotations
@@ -98,6 +102,13 @@ class BenchPreset:
             folder made by the recipe (checked against it) instead of being trained.
         device: training device, ``"cpu"``, ``"cuda"`` or ``"auto"`` (evaluation runs on the
             CPU); with ``--executor ray`` a ``cuda`` cell asks Ray for one GPU.
+        protocols: ``"standard"`` and/or ``"reference"`` (:mod:`lnmdn_agents.protocols`); each
+            makes its own cells (reference cell ids end in ``/reference``).
+        starts: closed-loop start states, ``"random"`` (the test seeds) and/or ``"dataset"``
+            (held-out demonstration windows' states), reported apart
+            (:mod:`lnmdn_agents.evaluation.starts`).
+        start_steps: step limit of the dataset starts' episodes (None: the task's own).
+        task_episodes: per task, a cap on the closed-loop episodes (Can's simulator is slow).
     """
 
     name: str
@@ -127,9 +138,23 @@ class BenchPreset:
     eval_threads: int | None = 1
     pretrained: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    protocols: tuple[str, ...] = ("standard",)
+    starts: tuple[str, ...] = ("random",)
+    start_steps: int | None = None
+    task_episodes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        from lnmdn_agents.evaluation.starts import check_starts
+        from lnmdn_agents.protocols import get_protocol
+
+        if not self.protocols:
+            raise ValueError("protocols must name at least one protocol ('standard', 'reference')")
+        for name in self.protocols:
+            get_protocol(name)
+        check_starts(self.starts)
+        if self.start_steps is not None and self.start_steps < 1:
+            raise ValueError(f"start_steps must be >= 1 or None, got {self.start_steps=}")
         unknown = [t for t in self.tasks if t not in BENCH_TASKS]
         if unknown:
             raise ValueError(f"unknown bench task(s) {unknown}; known: {sorted(BENCH_TASKS)}")
@@ -245,6 +270,25 @@ PRESETS: dict[str, Any] = {
         max_windows=512,
         diffusion_steps=(),
         latency_calls=30,
+    ),
+    # The liquid-MDN paper's protocol beside the standard one: both heads at the quick preset's
+    # widths, on Push-T, Can and the U-maze, each under both protocols, tested in closed loop
+    # from random and from dataset starts (20 episodes each; Can 10: its simulator is slow).
+    "reference": lambda: BenchPreset(
+        name="reference",
+        tasks=("pusht", "can", "pointmaze-umaze"),
+        policies=("liquid_mdn", "diffusion"),
+        protocols=("standard", "reference"),
+        starts=("random", "dataset"),
+        start_steps=200,
+        epochs=8,
+        batch_size=256,
+        lr=1e-3,
+        warmup_epochs=0.5,
+        val_max_windows=256,
+        policy_overrides=_QUICK_OVERRIDES,
+        task_episodes={"can": 10},
+        **{**_SHORT_EVALUATION, "episodes": 20, "videos": 0, "diffusion_steps": ()},
     ),
 }
 

@@ -17,8 +17,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from lnmdn_agents.bench.aggregation import aggregate, val_nll_curves
+from lnmdn_agents.bench.aggregation import aggregate, series_name, val_nll_curves
 from lnmdn_agents.bench.presets import BenchPreset
+from lnmdn_agents.bench.protocol_report import (
+    has_both_protocols,
+    plot_protocol_ratios,
+    protocol_ratios,
+    protocol_table,
+)
 from lnmdn_agents.checkpoint import atomic_write_text
 from lnmdn_agents.evaluation.report import (
     comparison_rows,
@@ -54,6 +60,14 @@ def write_report(
     figures = _draw_figures(out / "figures", cells, agg, preset)
     entries = [{**e, "name": f"{task}"} for task, ps in summary.items() for e in ps.values()]
     header, rows = comparison_rows(entries, first_column="task")
+    both = has_both_protocols(cells)
+    protocols: dict[str, Any] | None = None
+    if both:
+        p_header, p_rows = protocol_table(summary)
+        figures["protocol_ratios"] = plot_protocol_ratios(
+            summary, out / "figures" / "protocol_ratios.png"
+        )
+        protocols = {"header": p_header, "rows": p_rows, "ratios": protocol_ratios(summary)}
     results = {
         "command": command,
         "preset": dataclasses.asdict(preset),
@@ -66,10 +80,11 @@ def write_report(
         "cells": [{k: v for k, v in c.items() if k not in ("trajectories",)} for c in cells],
         "figures": {k: str(v) for k, v in figures.items() if v is not None},
         "table": {"header": header, "rows": rows},
+        "protocols": protocols,
         "failed": failed,
     }
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
-    report = _markdown(preset, cells, header, rows, figures, out, command)
+    report = _markdown(preset, cells, header, rows, figures, out, command, protocols)
     if failed:
         report += (
             "\n## Failed cells\n\nNot in the tables above (their errors are in results.json); "
@@ -96,8 +111,8 @@ def _draw_figures(
     figures["val_nll"] = plot_curves(val_nll_curves(cells), fig_dir / "val_nll.png")
     learning: dict[str, dict[str, Any]] = defaultdict(dict)
     for c in sorted(cells, key=lambda c: (c["seed"], -c["fraction"])):
-        if c.get("learning_curve") and c["policy"] not in learning[c["task"]]:
-            learning[c["task"]][c["policy"]] = c["learning_curve"]
+        if c.get("learning_curve") and series_name(c) not in learning[c["task"]]:
+            learning[c["task"]][series_name(c)] = c["learning_curve"]
     figures["learning_curves"] = plot_learning_curves(
         dict(learning), fig_dir / "learning_curves.png"
     )
@@ -119,15 +134,16 @@ def _draw_figures(
     traj: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     sweep: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(dict)
     for c in sorted(cells, key=lambda c: (c["seed"], -c["fraction"])):
-        if c.get("trajectories") and c["policy"] not in traj[c["task"]]:
-            traj[c["task"]][c["policy"]] = c["trajectories"]
-        if c["policy"] in sweep[c["task"]]:
+        name = series_name(c)
+        if c.get("trajectories") and name not in traj[c["task"]]:
+            traj[c["task"]][name] = c["trajectories"]
+        if name in sweep[c["task"]]:
             continue
         if c.get("step_sweep"):
-            sweep[c["task"]][c["policy"]] = c["step_sweep"]
+            sweep[c["task"]][name] = c["step_sweep"]
         elif c["fraction"] == max(x["fraction"] for x in cells if x["task"] == c["task"]):
             k = str(max(int(k) for k in c["offline"]["best_of_k_mse"]))
-            sweep[c["task"]][c["policy"]] = [
+            sweep[c["task"]][name] = [
                 {
                     "latency_ms": c["latency"]["end_to_end_ms"],
                     "mse": c["offline"]["best_of_k_mse"][k],
@@ -157,6 +173,7 @@ def _markdown(
     figures: dict[str, Path | None],
     out: Path,
     command: str | None = None,
+    protocols: dict[str, Any] | None = None,
 ) -> str:
     training = (
         "each trained by its committed recipe (`lnmdn_agents/recipes/<task>/<policy>.json`) and "
@@ -186,6 +203,27 @@ def _markdown(
         "chunk at batch 1, end to end / head alone (backbone cached).",
         "",
     ]
+    if any(c.get("closed_loop_dataset") for c in cells):
+        lines += [
+            "success data-start: episodes started at the simulator states of held-out "
+            f"demonstration windows (at most {preset.start_steps or 'the task limit of'} steps); "
+            "the success column beside it starts from the random test seeds "
+            "(`lnmdn_agents.evaluation.starts`).",
+            "",
+        ]
+    if protocols is not None:
+        lines += [
+            "## Protocols side by side",
+            "",
+            "`(reference)` marks the liquid-MDN paper's protocol: the observation window spans "
+            "the horizon (future observations included) and train/val/test are a random split "
+            "of windows; the other rows are the standard protocol (To past observations, split "
+            "by episode). In closed loop the reference policies get their past observations "
+            "with the later steps filled by the current one (`lnmdn_agents.protocols`).",
+            "",
+            markdown_table(protocols["header"], protocols["rows"]),
+            "",
+        ]
     captions = {
         "val_nll": "Validation NLL per action element over training epochs.",
         "learning_curves": "Closed-loop validation success (validation seeds 50000+) against "
@@ -197,6 +235,15 @@ def _markdown(
         "task's own plane: Push-T as the agent's target positions (px); PointMaze as the "
         "ball's x-y path in the maze (m, walls grey), simulated from the window's state by "
         "executing each chunk's actions. The star marks the current step.",
+        **(
+            {
+                "protocol_ratios": "liquid_mdn against diffusion under each protocol, per task: "
+                "the ratio of their best-of-K MSE (below 1: the liquid head's error is smaller) "
+                "and the difference of their success rates from random and dataset starts."
+            }
+            if protocols is not None
+            else {}
+        ),
         "latency_accuracy": "Accuracy against latency: diffusion at several inference step "
         "counts, other policies as single points. Each policy's point at its own step count "
         "is the table's (same windows, same latency measurement)"

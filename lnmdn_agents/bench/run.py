@@ -82,12 +82,12 @@ def run_bench(
             f"cell={cell!r}; cells look like {cell_id(preset.tasks[0], 'liquid_mdn', 1.0, 0)}"
         )
     missing = []
-    for t, p, f, s in todo:
-        cid = cell_id(t, p, f, s)
+    for c in todo:
+        cid = cell_id(*c)
         if cell_file(out, cid).is_file() and not force:
             logger.info("bench cell %s already done; skipped", cid)
             continue
-        missing.append((t, p, f, s))
+        missing.append(c)
     computed: list[str] = []
     failed: list[CellFailure] = []
     if executor == "ray":
@@ -101,9 +101,12 @@ def run_bench(
             command=command,
         )
     else:
-        for t, p, f, s in missing:
-            run_cell(preset, t, p, f, s, out, retrain=force, progress=progress, command=command)
-            computed.append(cell_id(t, p, f, s))
+        for t, p, f, s, proto in missing:
+            run_cell(
+                preset, t, p, f, s, out, retrain=force, progress=progress, command=command,
+                protocol=proto,
+            )  # fmt: skip
+            computed.append(cell_id(t, p, f, s, proto))
     cells = load_cells(out)
     if not cells and failed:
         raise CellsFailedError(failed)

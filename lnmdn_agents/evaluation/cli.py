@@ -73,6 +73,20 @@ def eval_command(
     device: Annotated[
         str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (CUDA when available).")
     ] = "cpu",
+    starts: Annotated[
+        str,
+        typer.Option(
+            "--starts",
+            help="Closed-loop start states, comma-separated: random (the test seeds 100000+), "
+            "dataset (states of held-out windows of the run's dataset, under its protocol).",
+        ),
+    ] = "random",
+    start_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--start-steps", min=1, help="Step limit of dataset starts (default: the task's)."
+        ),
+    ] = None,
     progress: Annotated[
         bool,
         typer.Option(
@@ -84,9 +98,14 @@ def eval_command(
     """Evaluate runs (offline metrics + closed loop), write eval_info.json, print a table."""
     from lnmdn_agents.evaluation.report import comparison_rows, format_table
     from lnmdn_agents.evaluation.runs import evaluate_run
+    from lnmdn_agents.evaluation.starts import check_starts
 
     if episodes < 0:
         raise typer.BadParameter(f"--episodes must be >= 0, got {episodes}")
+    try:
+        start_modes = check_starts(tuple(x.strip() for x in starts.split(",") if x.strip()))
+    except ValueError as err:
+        raise typer.BadParameter(f"--starts {starts!r}: {err}") from err
     infos = []
     for run in runs:
         if not (run / "config.json").is_file():
@@ -108,6 +127,8 @@ def eval_command(
             num_inference_steps=inference_steps,
             device=device,
             progress=progress,
+            starts=start_modes,
+            start_steps=start_steps,
         )
         info["name"] = str(run)
         infos.append(info)

@@ -93,6 +93,9 @@ def cached_backbone(policy: Any, obs: Tensor) -> Iterator[bool]:
     if not isinstance(backbone, nn.Module):
         yield False
         return
+    check = getattr(policy, "check_obs", None)
+    if callable(check):  # the window the backbone reads (a longer config window is completed)
+        obs = check(obs)
     norm = getattr(policy, "normalizer", None)
     obs_n = norm.normalize_obs(obs) if norm is not None else obs
     patched: list[str] = []

@@ -121,13 +121,15 @@ def offline_metrics(
     act_t = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions)
     obs_t, act_t = obs_t.float(), act_t.float()
     n = obs_t.shape[0]
-    # A policy's training windows may hold more observations than the To history (lwd declares
-    # one per action); the metrics condition on the history only, as at inference.
-    if obs_t.ndim == 3 and obs_t.shape[1] == len(cfg.observation_delta_indices) > cfg.n_obs_steps:
-        obs_t = obs_t[:, : cfg.n_obs_steps]
-    if obs_t.ndim != 3 or obs_t.shape[1:] != (cfg.n_obs_steps, cfg.obs_dim):
+    # A policy's windows may hold more observations than its input (lwd trains on one per
+    # action); the metrics condition on what the config says the model reads: the To history,
+    # or the whole window for a config whose input is the window (the reference protocol).
+    n_in = getattr(cfg, "input_obs_steps", cfg.n_obs_steps)
+    if obs_t.ndim == 3 and obs_t.shape[1] == len(cfg.observation_delta_indices) > n_in:
+        obs_t = obs_t[:, :n_in]
+    if obs_t.ndim != 3 or obs_t.shape[1:] != (n_in, cfg.obs_dim):
         raise ValueError(
-            f"obs must have shape (N, To, Do) = (N, {cfg.n_obs_steps}, {cfg.obs_dim}), "
+            f"obs must have shape (N, To, Do) = (N, {n_in}, {cfg.obs_dim}), "
             f"got {tuple(obs_t.shape)}"
         )
     if act_t.shape != (n, cfg.horizon, cfg.action_dim):
@@ -235,12 +237,13 @@ def evaluate_offline(
     batch_size: int = 256,
     split_seed: int = 0,
     progress: bool = True,
+    protocol: str = "standard",
 ) -> dict[str, Any]:
     """Offline metrics of ``policy`` on one split of a Minari dataset's windows.
 
-    The windows are cut by :func:`lnmdn_agents.data.make_splits` with the policy's own
-    ``n_obs_steps``/``horizon``, from the same episode-level split as training (``split_seed``
-    must match the training run's split seed, 0 by default).
+    The windows are cut by :func:`lnmdn_agents.data.make_splits` with the policy's own window
+    (its config's ``observation_delta_indices`` and ``horizon``), from the same split as
+    training (``split_seed`` and ``protocol`` must be the training run's).
 
     Args:
         policy: a policy (see :func:`offline_metrics`).
@@ -252,15 +255,30 @@ def evaluate_offline(
         batch_size: windows per forward pass.
         split_seed: seed of the episode-level train/val/test split.
         progress: show a progress bar.
+        protocol: ``"standard"`` (split by episode) or ``"reference"`` (split by window, the
+            policy's window over the horizon); :mod:`lnmdn_agents.protocols`.
 
     Returns:
-        :func:`offline_metrics`' dict plus ``dataset``, ``split`` and ``seed``.
+        :func:`offline_metrics`' dict plus ``dataset``, ``split``, ``seed`` and ``protocol``.
+
+    Raises:
+        ValueError: an unknown split or protocol, or a policy whose window is not the
+            protocol's (train it with ``--protocol``).
     """
     from lnmdn_agents.data import make_splits
+    from lnmdn_agents.protocols import get_protocol
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split=}")
-    splits = make_splits(dataset_id, policy.config, seed=split_seed)
+    proto = get_protocol(protocol)
+    window = getattr(policy.config, "obs_window", "history")
+    if window != proto.obs_window:
+        raise ValueError(
+            f"protocol {protocol!r} evaluates policies with obs_window={proto.obs_window!r}, but "
+            f"this policy has obs_window={window!r}; evaluate it under the protocol it was "
+            "trained with (lnmdn train --protocol ...)"
+        )
+    splits = make_splits(dataset_id, policy.config, seed=split_seed, split_unit=proto.split_unit)
     windows = getattr(splits, split)
     n = len(windows)
     if n == 0:
@@ -276,4 +294,4 @@ def evaluate_offline(
     result = offline_metrics(
         policy, obs, actions, ks=ks, seed=seed, batch_size=batch_size, progress=progress
     )
-    return {"dataset": dataset_id, "split": split, "seed": seed, **result}
+    return {"dataset": dataset_id, "split": split, "seed": seed, "protocol": protocol, **result}

@@ -36,7 +36,9 @@ def comparison_rows(
     Columns: run, policy, parameters, NLL/element (``*`` = bound), deterministic MSE, best-of-1
     and best-of-K_max MSE, diversity, success rate [95% CI], mean score, mean episode length,
     latency (end to end / head, ms). Errors are in normalised action units. The offline
-    columns (NLL to diversity) are left out when no entry has offline metrics.
+    columns (NLL to diversity) are left out when no entry has offline metrics. When some entry
+    has ``closed_loop_dataset`` (episodes from held-out demonstration states), a column
+    ``success data-start`` follows the success column (which is then the random starts').
     """
     k_max = 1
     for e in entries:
@@ -58,10 +60,14 @@ def comparison_rows(
         "train min",
         "latency ms e2e/head",
     ]
+    data_starts = any(e.get("closed_loop_dataset") for e in entries)
+    if data_starts:
+        header.insert(header.index("success [95% CI]") + 1, "success data-start")
     rows = []
     for e in entries:
         off = e.get("offline") or {}
         cl = e.get("closed_loop") or {}
+        cld = e.get("closed_loop_dataset") or {}
         lat = e.get("latency") or {}
         params = (e.get("params") or {}).get("total")
         nll = off.get("nll")
@@ -71,11 +77,7 @@ def comparison_rows(
             else _fmt(nll, ".3f") + ("*" if off.get("nll_kind") == "bound" else "")
         )
         bok = off.get("best_of_k_mse") or {}
-        if cl:
-            lo, hi = cl.get("success_ci95", [math.nan, math.nan])
-            succ = f"{cl['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] (n={cl['n_episodes']})"
-        else:
-            succ = "-"
+        succ = _success(cl)
         rows.append(
             [
                 str(e.get("name", "")),
@@ -87,6 +89,7 @@ def comparison_rows(
                 _fmt(bok.get(str(k_max))),
                 _fmt(off.get("diversity")),
                 succ,
+                *([_success(cld)] if data_starts else []),
                 _fmt(cl.get("mean_score"), ".3f"),
                 _fmt(cl.get("mean_length"), ".0f"),
                 _fmt(e.get("train_minutes"), ".1f"),
@@ -99,6 +102,14 @@ def comparison_rows(
         header = [header[i] for i in keep]
         rows = [[r[i] for i in keep] for r in rows]
     return header, rows
+
+
+def _success(cl: dict[str, Any]) -> str:
+    """``0.40 [0.22, 0.61] (n=20)``, or ``-`` when there is no closed-loop result."""
+    if not cl:
+        return "-"
+    lo, hi = cl.get("success_ci95", [math.nan, math.nan])
+    return f"{cl['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] (n={cl['n_episodes']})"
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

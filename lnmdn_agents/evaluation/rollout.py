@@ -29,6 +29,7 @@ episode's best ``info["score"]`` (Diffusion Policy's convention: max over the ep
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -319,6 +320,7 @@ def evaluate(
     vectorization_mode: str | None = None,
     dataset_id: str | None = None,
     torch_seed: int = 0,
+    start_states: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Closed-loop success rate, score and episode lengths of ``policy`` on ``env_id``.
 
@@ -340,6 +342,9 @@ def evaluate(
         vectorization_mode: ``"sync"``/``"async"``; default: see :func:`make_eval_env`.
         dataset_id: when given, check that ``seeds`` are not seeds of this dataset.
         torch_seed: seed of the policy's sampling.
+        start_states: one simulator state per episode (``reset_to_state``; e.g. from
+            :func:`~lnmdn_agents.evaluation.starts.dataset_starts`): episode i starts there and
+            ``seeds[i]`` only seeds the env's RNG. None: the seeds' own random starts.
 
     Returns:
         A JSON-ready dict: ``success_rate``, ``success_ci95`` (Wilson), ``n_successes``,
@@ -360,7 +365,17 @@ def evaluate(
         raise ValueError(f"video_format must be 'gif' or 'mp4', got {video_format!r}")
     check_env_id(env_id)
     seeds_checked = False
-    if dataset_id is not None:
+    wrappers: list[Any] = []
+    if start_states is not None:
+        from lnmdn_agents.evaluation.starts import ResetToState
+
+        if len(start_states) != n_episodes:
+            raise ValueError(
+                f"need one start state per episode: got {len(start_states)} for {n_episodes=}"
+            )
+        table = {s: np.asarray(x).tolist() for s, x in zip(seeds, start_states, strict=True)}
+        wrappers.append(functools.partial(ResetToState, states=table))
+    elif dataset_id is not None:
         seeds_checked = check_seeds_disjoint(seeds, dataset_id)
     n_envs = min(n_episodes, 8) if n_envs is None else int(n_envs)
     if n_envs < 1:
@@ -379,6 +394,7 @@ def evaluate(
         env_kwargs=env_kwargs,
         vectorization_mode=vectorization_mode,
         record_frames=n_videos > 0,
+        wrappers=wrappers,
     )
     t0 = time.perf_counter()
     was_training = bool(getattr(policy, "training", False))

@@ -17,6 +17,7 @@ from lnmdn_agents.checkpoint import BEST_DIR, load_policy
 from lnmdn_agents.evaluation.latency import count_parameters, policy_latency, torch_threads
 from lnmdn_agents.evaluation.offline import evaluate_offline
 from lnmdn_agents.evaluation.rollout import evaluate
+from lnmdn_agents.evaluation.starts import check_starts, dataset_starts, describe_starts
 from lnmdn_agents.policies.base import PolicyBase
 from lnmdn_envs.atomic import atomic_write_text
 from lnmdn_envs.vector import check_env_id
@@ -173,6 +174,8 @@ def evaluate_run(
     deterministic: bool = False,
     num_inference_steps: int | None = None,
     device: str = "cpu",
+    starts: tuple[str, ...] = ("random",),
+    start_steps: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate one run folder and write ``eval_info.json`` into it.
 
@@ -196,10 +199,12 @@ def evaluate_run(
             likely component's mean; diffusion: no noise).
         num_inference_steps: denoising steps at inference (diffusion, lwd); None: the run's.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``: where the policy runs.
+        starts: closed-loop start states (``"random"``, ``"dataset"``; see :func:`measure_run`).
+        start_steps: step limit of the dataset starts' episodes (None: the task's).
 
     Returns:
         ``{"name", "run_dir", "policy", "dataset", "env_id", "env_kwargs", "params", "latency",
-        "offline", "closed_loop", "wall_time_s"}``.
+        "offline", "closed_loop", "closed_loop_dataset", "wall_time_s"}``.
     """
     with torch_threads(threads):
         _, info = measure_run(
@@ -219,6 +224,8 @@ def evaluate_run(
             deterministic=deterministic,
             num_inference_steps=num_inference_steps,
             device=device,
+            starts=starts,
+            start_steps=start_steps,
         )
     if write:
         atomic_write_text(Path(run_dir) / "eval_info.json", json.dumps(info, indent=2) + "\n")
@@ -284,6 +291,8 @@ def measure_run(
     deterministic: bool,
     num_inference_steps: int | None,
     device: str,
+    starts: tuple[str, ...] = ("random",),
+    start_steps: int | None = None,
 ) -> tuple[PolicyBase, dict[str, Any]]:
     """Load one run's policy and measure it: size, latency, offline metrics, closed loop.
 
@@ -316,12 +325,16 @@ def measure_run(
         deterministic: closed-loop actions with ``deterministic=True``.
         num_inference_steps: denoising steps at inference (diffusion, lwd); None: the run's.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``: where the policy runs.
+        starts: closed-loop start states, ``"random"`` (the seeds' resets: ``closed_loop``)
+            and/or ``"dataset"`` (states of held-out windows of the run's dataset, under the
+            run's protocol: ``closed_loop_dataset``); :mod:`lnmdn_agents.evaluation.starts`.
+        start_steps: step limit of the dataset starts' episodes (None: the task's own).
 
     Returns:
         The loaded policy, and ``{"name", "run_dir", "policy", "dataset", "env_id",
-        "env_kwargs", "params", "settings", "latency", "offline", "closed_loop",
-        "wall_time_s"}`` (``latency``,
-        ``offline`` and ``closed_loop`` only when measured).
+        "env_kwargs", "params", "settings", "protocol", "latency", "offline", "closed_loop",
+        "closed_loop_dataset", "wall_time_s"}`` (``latency``, ``offline`` and the closed-loop
+        results only when measured).
 
     Raises:
         ValueError: no env can be told (no ``env_id`` and no dataset), or an unknown env id.
@@ -345,6 +358,8 @@ def measure_run(
     if closed_loop and n_episodes > 0:
         check_env_id(env_id)
     split_seed = int(train_cfg.get("split_seed", train_cfg.get("seed", 0)))
+    protocol = str(train_cfg.get("protocol", "standard"))
+    starts = check_starts(starts)
     info: dict[str, Any] = {
         "name": run_dir.name,
         "run_dir": str(run_dir),
@@ -359,6 +374,7 @@ def measure_run(
             "device": device,
             "seed": seed,
         },
+        "protocol": protocol,
     }
     if latency_calls > 0:
         info["latency"] = policy_latency(
@@ -376,8 +392,9 @@ def measure_run(
                 max_windows=max_windows,
                 split_seed=split_seed,
                 progress=progress if offline_progress is None else offline_progress,
+                protocol=protocol,
             )
-    if closed_loop and n_episodes > 0:
+    if closed_loop and n_episodes > 0 and "random" in starts:
         info["closed_loop"] = evaluate(
             policy,
             env_id,
@@ -391,5 +408,27 @@ def measure_run(
             torch_seed=seed,
             deterministic=deterministic,
         )
+    if closed_loop and n_episodes > 0 and "dataset" in starts:
+        if dataset_id is None:
+            raise ValueError(f"dataset starts need the run's dataset; {run_dir} names none")
+        drawn = dataset_starts(
+            dataset_id, policy.config, n_episodes, protocol=protocol, split_seed=split_seed,
+            seed=seed,
+        )  # fmt: skip
+        kwargs = dict(env_kwargs)
+        if start_steps is not None:
+            kwargs["max_episode_steps"] = int(start_steps)
+        result = evaluate(
+            policy,
+            env_id,
+            n_episodes,
+            env_kwargs=kwargs,
+            n_envs=n_envs,
+            progress=progress,
+            torch_seed=seed,
+            deterministic=deterministic,
+            start_states=drawn["states"],
+        )
+        info["closed_loop_dataset"] = {**result, "starts": describe_starts(drawn, start_steps)}
     info["wall_time_s"] = time.perf_counter() - t0
     return policy, info

@@ -6,7 +6,14 @@ A small pre-LayerNorm transformer encoder over the To normalised observations::
         --> LayerNorm --> tokens (B, To, d);  context (B, d) = tokens[:, -1]  (the current step)
 
 Every policy config inherits :class:`BackboneConfig`'s fields (``d_model``, ``n_layers``,
-``n_heads``, ``ff_mult``, ``dropout``), so "same backbone" is one setting across heads.
+``n_heads``, ``ff_mult``, ``dropout``, ``obs_window``), so "same backbone" is one setting across
+heads.
+
+``obs_window="horizon"`` is the liquid-MDN paper's protocol (``lnmdn_agents.protocols``): the
+window holds one observation per action of the chunk, ``t-To+1 ... t-To+T``, so it includes the
+observations after the current step t; the encoder attends over all of them (no causal mask, as
+the paper's), each token is the encoding of its own step, and the context is their mean (the
+paper's pooling; the last token would be a future step).
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ from torch import Tensor, nn
 from lnmdn_agents.config_fields import check_ints, check_range
 from lnmdn_agents.policies.base import PolicyConfig
 
-__all__ = ["BackboneConfig", "ObservationBackbone"]
+__all__ = ["OBS_WINDOWS", "BackboneConfig", "ObservationBackbone"]
+
+OBS_WINDOWS = ("history", "horizon")
+"""The observation windows a backbone config can declare (``BackboneConfig.obs_window``)."""
 
 
 @dataclass
@@ -33,6 +43,10 @@ class BackboneConfig(PolicyConfig):
         n_heads: attention heads (must divide ``d_model``).
         ff_mult: MLP width as a multiple of ``d_model``.
         dropout: dropout inside the transformer (0 keeps training losses deterministic).
+        obs_window: ``"history"``: the To observations up to the current step (the standard
+            protocol); ``"horizon"``: one observation per action of the horizon, future steps
+            included (the liquid-MDN paper's reference protocol; offline only, since in closed
+            loop the steps after the current one are filled with the current observation).
     """
 
     d_model: int = 256
@@ -40,15 +54,33 @@ class BackboneConfig(PolicyConfig):
     n_heads: int = 4
     ff_mult: int = 4
     dropout: float = 0.0
+    obs_window: str = "history"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.obs_window not in OBS_WINDOWS:
+            raise ValueError(
+                f'obs_window must be one of {OBS_WINDOWS}, got {self.obs_window=}; "horizon" '
+                "is the reference protocol's window (lnmdn_agents.protocols)"
+            )
         check_ints(self, "d_model", "n_layers", "n_heads", "ff_mult")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model must be divisible by n_heads, got {self.d_model=}, {self.n_heads=}"
             )
         check_range(self, "dropout", ge=0, lt=1)
+
+    @property
+    def observation_delta_indices(self) -> list[int]:
+        """The history's offsets, or the action chunk's with ``obs_window="horizon"``."""
+        if self.obs_window == "horizon":
+            return self.action_delta_indices
+        return super().observation_delta_indices
+
+    @property
+    def input_obs_steps(self) -> int:
+        """To, or T with ``obs_window="horizon"``."""
+        return self.horizon if self.obs_window == "horizon" else self.n_obs_steps
 
 
 class ObservationBackbone(nn.Module):
@@ -63,7 +95,8 @@ class ObservationBackbone(nn.Module):
         d = config.d_model
         self.d_model = d
         self.input_proj = nn.Linear(config.obs_dim, d)
-        self.pos_emb = nn.Parameter(torch.zeros(1, config.n_obs_steps, d))
+        self.pool_mean = config.obs_window == "horizon"
+        self.pos_emb = nn.Parameter(torch.zeros(1, config.input_obs_steps, d))
         nn.init.normal_(self.pos_emb, std=0.02)
         layer = nn.TransformerEncoderLayer(
             d_model=d,
@@ -85,5 +118,9 @@ class ObservationBackbone(nn.Module):
         return self.norm(self.encoder(x))
 
     def forward(self, obs: Tensor) -> Tensor:
-        """Normalised obs (B, To, Do) -> context (B, d_model): the current step's feature."""
-        return self.tokens(obs)[:, -1]
+        """Normalised obs (B, To, Do) -> context (B, d_model): the current step's feature.
+
+        With ``obs_window="horizon"`` the context is the mean over the window's tokens.
+        """
+        tokens = self.tokens(obs)
+        return tokens.mean(dim=1) if self.pool_mean else tokens[:, -1]

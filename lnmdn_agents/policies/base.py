@@ -76,6 +76,16 @@ class PolicyConfig:
         return list(range(1 - self.n_obs_steps, 1))
 
     @property
+    def input_obs_steps(self) -> int:
+        """Observations the model's input holds: To, or more when a config's window is longer.
+
+        ``check_obs`` takes ``(B, input_obs_steps, Do)``; a longer window (``obs_window =
+        "horizon"``, the liquid-MDN paper's protocol) also takes the live ``(B, To, Do)`` history
+        and fills the steps after the current one with the current observation.
+        """
+        return self.n_obs_steps
+
+    @property
     def action_delta_indices(self) -> list[int]:
         """Offsets of the actions a window holds, relative to the current step t."""
         return list(range(1 - self.n_obs_steps, 1 - self.n_obs_steps + self.horizon))
@@ -159,13 +169,25 @@ class PolicyBase(nn.Module):
 
     # -- input checks ---------------------------------------------------------------------------
     def check_obs(self, obs: Tensor | np.ndarray) -> Tensor:
-        """Validate an observation batch (B, To, Do) and return it as a float tensor."""
+        """Validate an observation batch (B, To, Do) and return it as a float tensor.
+
+        A config whose window is longer than the history (``input_obs_steps`` N > To) takes a
+        dataset window (B, N, Do) as it is, and a live history (B, To, Do) completed to N steps by
+        repeating the current observation: at act time no later observation exists, and a
+        window at a demonstration's end is padded the same way.
+        """
         c = self.config
+        n_in = c.input_obs_steps
         t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        if t.ndim != 3 or t.shape[1] != c.n_obs_steps or t.shape[2] != c.obs_dim:
+        if n_in > c.n_obs_steps and t.ndim == 3 and t.shape[1] == c.n_obs_steps:
+            t = torch.cat([t, t[:, -1:].expand(-1, n_in - c.n_obs_steps, -1)], dim=1)
+        if t.ndim != 3 or t.shape[1] != n_in or t.shape[2] != c.obs_dim:
+            window = f"(B, To, Do) = (B, {c.n_obs_steps}, {c.obs_dim})"
+            if n_in > c.n_obs_steps:
+                window += f" or (B, {n_in}, {c.obs_dim}) (the config's whole window)"
             raise ValueError(
-                f"obs must have shape (B, To, Do) = (B, {c.n_obs_steps}, {c.obs_dim}), got "
-                f"{tuple(t.shape)}. Build the env with n_obs_steps={c.n_obs_steps}."
+                f"obs must have shape {window}, got {tuple(t.shape)}. Build the env with "
+                f"n_obs_steps={c.n_obs_steps}."
             )
         if not torch.isfinite(t).all():
             bad = (~torch.isfinite(t)).nonzero()[0].tolist()

@@ -17,6 +17,7 @@ import torch
 
 from lnmdn_agents.config_fields import check_field_types, check_ints, check_range
 from lnmdn_agents.policies import PolicyConfig, get_policy_class
+from lnmdn_agents.protocols import get_protocol, protocol_overrides
 
 __all__ = ["PRECISIONS", "RUN_PLACE", "VALIDATION_SEED_BASE", "TrainConfig", "config_diff"]
 
@@ -67,6 +68,10 @@ class TrainConfig:
         eval_episodes: closed-loop validation episodes, on seeds ``VALIDATION_SEED_BASE, ...``
             (disjoint from the dataset's seeds and from the test seeds 100000+).
         eval_deterministic: act with ``deterministic=True`` in the closed-loop validation.
+        protocol: ``"standard"`` (To past observations, episode-level split) or ``"reference"``
+            (the liquid-MDN paper's: the policy's observation window spans the horizon,
+            ``obs_window="horizon"``, and the windows are split at random); see
+            :mod:`lnmdn_agents.protocols`. Evaluation reads it from ``train_config.json``.
     """
 
     policy: str = "liquid_mdn"
@@ -96,6 +101,7 @@ class TrainConfig:
     eval_env: str | None = None
     eval_episodes: int = 20
     eval_deterministic: bool = True
+    protocol: str = "standard"
 
     def __post_init__(self) -> None:
         check_field_types(self)  # every field, named when its type is wrong
@@ -123,7 +129,9 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision=}")
         if not isinstance(self.policy_overrides, dict):
             raise TypeError(f"policy_overrides must be a dict, got {self.policy_overrides!r}")
-        # Fail now, not after loading the data: the overrides must be fields of the policy config.
+        # Fail now, not after loading the data: the protocol must suit the policy, and the
+        # overrides must be fields of the policy config.
+        protocol_overrides(self.protocol, self.policy, self.policy_overrides)
         cfg_cls = get_policy_class(self.policy).config_class
         known = {f.name for f in dataclasses.fields(cfg_cls)}
         unknown = sorted(set(self.policy_overrides) - known)
@@ -132,6 +140,11 @@ class TrainConfig:
                 f"policy_overrides has unknown field(s) {unknown} for policy {self.policy!r}; "
                 f"known: {sorted(known)}"
             )
+
+    @property
+    def split_unit(self) -> str:
+        """What the protocol splits into train/val/test: ``"episode"`` or ``"window"``."""
+        return get_protocol(self.protocol).split_unit
 
     @property
     def run_dir(self) -> Path:
@@ -150,14 +163,15 @@ class TrainConfig:
     def policy_config(self, obs_dim: int, action_dim: int) -> PolicyConfig:
         """The policy's config: its defaults, ``policy_overrides``, and the dataset's dimensions."""
         cfg_cls = get_policy_class(self.policy).config_class
-        return cfg_cls(**{**self.policy_overrides, "obs_dim": obs_dim, "action_dim": action_dim})
+        fields = protocol_overrides(self.protocol, self.policy, self.policy_overrides)
+        return cfg_cls(**{**fields, "obs_dim": obs_dim, "action_dim": action_dim})
 
 
 RUN_PLACE = frozenset({"output_dir", "run_name", "progress", "num_threads", "device"})
 """TrainConfig fields that say where and how visibly a run trains, not what it learns."""
 
 
-ADDED_FIELDS: dict[str, Any] = {"precision": "float32"}
+ADDED_FIELDS: dict[str, Any] = {"precision": "float32", "protocol": "standard"}
 """TrainConfig fields added after runs were saved -> the value those runs trained with."""
 
 

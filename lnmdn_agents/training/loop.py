@@ -87,7 +87,13 @@ def train(
     if not eps:
         raise ValueError("training needs at least one episode")
     policy_config = config.policy_config(obs_dim=eps[0].obs_dim, action_dim=eps[0].action_dim)
-    splits = make_splits(eps, policy_config, seed=config.split_seed, fraction=config.fraction)
+    splits = make_splits(
+        eps,
+        policy_config,
+        seed=config.split_seed,
+        fraction=config.fraction,
+        split_unit=config.split_unit,
+    )
     n_train = len(splits.train)
     batch_size = fit_batch_size(config.batch_size, n_train, world)
     steps_per_epoch = n_train // batch_size

@@ -243,9 +243,9 @@ def test_plan_filters_and_presets():
     assert paper.tasks == ("pusht", "can", "pointmaze-medium") and len(paper.fractions) == 7
     cells = plan_cells(paper, task="can", policy="diffusion")
     assert len(cells) == 7 * len(paper.seeds)
-    assert all(t == "can" and p == "diffusion" for t, p, _, _ in cells)
+    assert all(t == "can" and p == "diffusion" and pr == "standard" for t, p, _, _, pr in cells)
     only = plan_cells(paper, cell="pusht/liquid_mdn/frac1/seed*")
-    assert [(f, s) for _, _, f, s in only] == [(1.0, s) for s in paper.seeds]
+    assert [(f, s) for _, _, f, s, _ in only] == [(1.0, s) for s in paper.seeds]
     with pytest.raises(ValueError, match="unknown bench preset"):
         make_preset("huge")
     with pytest.raises(ValueError, match="unknown preset field"):
@@ -318,3 +318,48 @@ def test_demo_preset_evaluates_the_shipped_recipe_runs(tmp_path):
         _pretrained_run(copy, load_recipe("pusht/diffusion").train_config())
     with pytest.raises(FileNotFoundError, match="lnmdn train --recipe"):
         _pretrained_run(tmp_path / "missing", load_recipe("pusht/diffusion").train_config())
+
+
+def test_reference_preset_plans_both_protocols_on_the_three_tasks():
+    ref = make_preset("reference")
+    cells = plan_cells(ref)
+    assert {(t, pr) for t, _, _, _, pr in cells} == {
+        (t, pr) for t in ("pusht", "can", "pointmaze-umaze") for pr in ("standard", "reference")
+    }
+    assert len(cells) == 12 and ref.starts == ("random", "dataset") and ref.start_steps == 200
+    ids = [cell_id(*c) for c in cells]
+    assert "pusht/liquid_mdn/frac1/seed0" in ids and "pusht/liquid_mdn/frac1/seed0/reference" in ids
+    with pytest.raises(ValueError, match="unknown protocol"):
+        make_preset("reference", protocols=("paper",))
+
+
+def test_bench_under_both_protocols_reports_them_side_by_side(tiny_pusht, tmp_path):
+    from lnmdn_agents.bench import run_bench
+
+    preset = tiny_preset(
+        protocols=("standard", "reference"), starts=("random", "dataset"), start_steps=16
+    )
+    out = tmp_path / "bench"
+    results = run_bench(preset, out, progress=False)
+    cells = {c["cell"]: c for c in results["cells"]}
+    ref = cells["pusht/liquid_mdn/frac1/seed0/reference"]
+    assert ref["protocol"] == "reference" and ref["policy_config"]["obs_window"] == "horizon"
+    assert ref["train_config"]["protocol"] == "reference"
+    assert cells["pusht/diffusion/frac1/seed0"]["policy_config"]["obs_window"] == "history"
+    for c in cells.values():
+        data = c["closed_loop_dataset"]
+        assert data["starts"]["max_steps"] == 16
+        assert all(e["length"] <= 16 for e in data["episodes"])
+        assert c["closed_loop"]["seeds"] == [100000, 100001]
+    policies = [row[1] for row in results["table"]["rows"]]
+    assert sorted(policies) == [
+        "diffusion", "diffusion (reference)", "liquid_mdn", "liquid_mdn (reference)"
+    ]  # fmt: skip
+    assert "success data-start" in results["table"]["header"]
+    assert [r[:2] for r in results["protocols"]["rows"]] == [
+        ["pusht", "liquid_mdn"], ["pusht", "diffusion"]
+    ]  # fmt: skip
+    assert set(results["protocols"]["ratios"]["pusht"]) == {"standard", "reference"}
+    report = (out / "report.md").read_text()
+    assert "## Protocols side by side" in report and "(reference)" in report
+    assert (out / "figures" / "protocol_ratios.png").is_file()

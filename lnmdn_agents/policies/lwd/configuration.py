@@ -124,6 +124,12 @@ class LWDConfig(BackboneConfig):
             raise ValueError(
                 f"policy_activation must be one of {ACTIVATIONS}, got {self.policy_activation!r}"
             )
+        if self.obs_window != "history":
+            raise ValueError(
+                f"lwd conditions its latent prior on the To history only, got "
+                f"obs_window={self.obs_window!r}; leave obs_window='history' (the reference "
+                "protocol trains liquid_mdn, lstm_mdn, gru_mdn and diffusion)"
+            )
         if not isinstance(self.obs_along_horizon, bool):
             raise ValueError(f"obs_along_horizon must be a bool, got {self.obs_along_horizon!r}")
         check_range(self, "kl_weight", ge=0)
