@@ -158,9 +158,16 @@ def test_a_config_saved_before_the_field_loads_with_the_old_spacing(name, defaul
     assert config_from_dict(saved).spacing == default
 
 
-def test_the_shipped_diffusion_checkpoint_predates_the_field_and_samples_leading():
-    saved = json.loads((SHIPPED_DIFFUSION / "config.json").read_text())
-    assert "spacing" not in saved
+def test_a_diffusion_checkpoint_saved_before_the_field_samples_leading(tmp_path):
+    """Checkpoints written before ``spacing`` existed load with the spacing they were made with."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(SHIPPED_DIFFUSION, old)
+    saved = json.loads((old / "config.json").read_text())
+    saved.pop("spacing", None)
+    (old / "config.json").write_text(json.dumps(saved))
+    assert load_policy(old).config.spacing == "leading"
     assert load_policy(SHIPPED_DIFFUSION).config.spacing == "leading"
 
 
