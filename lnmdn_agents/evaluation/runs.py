@@ -353,8 +353,9 @@ def measure_run(
                 f"{run_dir} has no train_config.json naming its dataset; pass --env (and "
                 "--dataset for the offline metrics)"
             )
-        env_id = env_for_dataset(dataset_id)[0]
-    env_kwargs = env_kwargs_for(env_id, dataset_id)
+        env_id, env_kwargs = env_for_dataset(dataset_id)
+    else:
+        env_kwargs = env_kwargs_for(env_id, dataset_id)
     if closed_loop and n_episodes > 0:
         check_env_id(env_id)
     split_seed = int(train_cfg.get("split_seed", train_cfg.get("seed", 0)))

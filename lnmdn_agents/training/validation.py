@@ -84,7 +84,10 @@ def closed_loop_env(
         return None
     from lnmdn_agents.evaluation.runs import env_for_dataset, env_kwargs_for
 
-    env_id = config.eval_env or env_for_dataset(config.dataset)[0]
+    if config.eval_env is None:
+        env_id, env_kwargs = env_for_dataset(config.dataset)
+    else:
+        env_id, env_kwargs = config.eval_env, env_kwargs_for(config.eval_env, config.dataset)
     if check_seeds:
         from lnmdn_agents.evaluation.seeds import check_seeds_disjoint
 
@@ -92,7 +95,7 @@ def closed_loop_env(
             range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes),
             config.dataset,
         )
-    return env_id, env_kwargs_for(env_id, config.dataset)
+    return env_id, env_kwargs
 
 
 def validate_closed_loop(
