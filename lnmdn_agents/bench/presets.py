@@ -42,13 +42,6 @@ class BenchTask:
     name: str
     dataset: str
 
-    @property
-    def env_id(self) -> str:
-        """The closed-loop env: the one the dataset was recorded in (its stored env spec)."""
-        from lnmdn_agents.evaluation.runs import env_for_dataset
-
-        return env_for_dataset(self.dataset)[0]
-
 
 BENCH_TASKS: dict[str, BenchTask] = {
     t.name: t
@@ -197,6 +190,14 @@ _QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+# How the quick and reference presets train their small models (beside epochs and batch size).
+_QUICK_TRAINING: dict[str, Any] = {
+    "lr": 1e-3,
+    "warmup_epochs": 0.5,
+    "val_max_windows": 256,
+    "policy_overrides": _QUICK_OVERRIDES,
+}
+
 # What the demo and quick presets measure: 50 test episodes, 512 test windows, a gif per cell.
 _SHORT_EVALUATION: dict[str, Any] = {
     "episodes": 50,
@@ -238,10 +239,7 @@ PRESETS: dict[str, Any] = {
         policies=("liquid_mdn", "diffusion"),
         epochs=10,
         batch_size=128,
-        lr=1e-3,
-        warmup_epochs=0.5,
-        val_max_windows=256,
-        policy_overrides=_QUICK_OVERRIDES,
+        **_QUICK_TRAINING,
         **_SHORT_EVALUATION,
     ),
     "paper": lambda: BenchPreset(
@@ -283,10 +281,7 @@ PRESETS: dict[str, Any] = {
         start_steps=200,
         epochs=8,
         batch_size=256,
-        lr=1e-3,
-        warmup_epochs=0.5,
-        val_max_windows=256,
-        policy_overrides=_QUICK_OVERRIDES,
+        **_QUICK_TRAINING,
         task_episodes={"can": 10},
         **{**_SHORT_EVALUATION, "episodes": 20, "videos": 0, "diffusion_steps": ()},
     ),
