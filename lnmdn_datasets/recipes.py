@@ -110,6 +110,9 @@ class Recipe:
         return f"{self.expert.__module__}:{getattr(self.expert, '__qualname__', self.expert)}"
 
 
+#: PushTExpert made deterministic (always the best push, one push speed): v1, and v2 observing it.
+_DETERMINISTIC_PUSHER: dict[str, Any] = {"near_best": 1.0, "push_scale": (1.0, 1.0)}
+
 _MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large", "bimodal": "Bimodal"}
 
 RECIPES: dict[str, Recipe] = {
@@ -131,7 +134,7 @@ RECIPES: dict[str, Recipe] = {
             "lnmdn/PushT-v0",
             "lnmdn_datasets.experts.pusht:PushTExpert",
             n_episodes=200,
-            expert_kwargs={"near_best": 1.0, "push_scale": (1.0, 1.0)},
+            expert_kwargs=_DETERMINISTIC_PUSHER,
             auto_build=True,
             description=(
                 "Push-T (lnmdn/PushT-v0, state observations): successful demonstrations of the "
@@ -145,7 +148,7 @@ RECIPES: dict[str, Recipe] = {
             "lnmdn/PushT-v0",
             "lnmdn_datasets.experts.pusht:PushTExpert",
             n_episodes=200,
-            expert_kwargs={"near_best": 1.0, "push_scale": (1.0, 1.0)},
+            expert_kwargs=_DETERMINISTIC_PUSHER,
             env_kwargs={"obs_type": "keypoints"},
             auto_build=True,
             description=(

@@ -48,6 +48,7 @@ from lnmdn_agents.evaluation.seeds import (
     eval_seeds,
 )
 from lnmdn_agents.policies.base import Policy
+from lnmdn_envs.registration import evaluation_kwargs
 from lnmdn_envs.vector import check_env_id, make_eval_env, spawn_is_safe
 
 __all__ = [
@@ -383,8 +384,6 @@ def evaluate(
     n_envs = min(n_envs, n_episodes)
     n_videos = min(n_videos, n_episodes) if video_dir is not None else 0
     cfg = policy.config
-    from lnmdn_envs.registration import evaluation_kwargs
-
     env_kwargs = {**evaluation_kwargs(env_id), **(env_kwargs or {})}
     env = make_eval_env(
         env_id,
