@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_bench import TINY_MODELS
 
 from lnmdn_agents.data import Episode, make_splits
 from lnmdn_agents.policies import make_policy
@@ -16,27 +17,6 @@ from lnmdn_agents.protocols import get_protocol
 from lnmdn_agents.training import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TINY = {
-    "liquid_mdn": {
-        "d_model": 16,
-        "n_layers": 1,
-        "n_heads": 2,
-        "rnn_layers": 1,
-        "rnn_hidden": 16,
-        "cfc_backbone_units": 16,
-        "decoder_hidden": 16,
-    },
-    "diffusion": {
-        "d_model": 16,
-        "n_layers": 1,
-        "n_heads": 2,
-        "down_dims": (8, 16, 16),
-        "n_groups": 4,
-        "num_inference_steps": 3,
-        "sampler": "ddim",
-    },
-}
 
 
 def stamped_episodes(n: int = 12, seed: int = 0) -> list[Episode]:
@@ -58,7 +38,7 @@ def stamped_episodes(n: int = 12, seed: int = 0) -> list[Episode]:
 
 def protocol_config(protocol: str, policy: str = "liquid_mdn"):
     """The policy config a training run of ``protocol`` builds (the trainer's own path)."""
-    cfg = TrainConfig(policy=policy, protocol=protocol, policy_overrides=TINY[policy])
+    cfg = TrainConfig(policy=policy, protocol=protocol, policy_overrides=TINY_MODELS[policy])
     return cfg.policy_config(obs_dim=5, action_dim=2)
 
 
@@ -128,7 +108,7 @@ def test_window_split_puts_an_episode_on_both_sides_and_the_episode_split_never_
 @pytest.mark.parametrize("name", ["liquid_mdn", "diffusion"])
 def test_a_reference_policy_reads_the_future_and_closed_loop_fills_it_with_the_present(name):
     torch.manual_seed(0)
-    policy = make_policy(name, obs_window="horizon", **TINY[name]).eval()
+    policy = make_policy(name, obs_window="horizon", **TINY_MODELS[name]).eval()
     window = torch.randn(3, 16, 5)
     changed = window.clone()
     changed[:, 5:] += 1.0  # observations after the current step
@@ -139,7 +119,7 @@ def test_a_reference_policy_reads_the_future_and_closed_loop_fills_it_with_the_p
     filled = torch.cat([history, history[:, -1:].expand(-1, 14, -1)], dim=1)
     live = policy.predict_chunk(history, deterministic=True)
     assert torch.allclose(live, policy.predict_chunk(filled, deterministic=True))
-    standard = make_policy(name, **TINY[name])
+    standard = make_policy(name, **TINY_MODELS[name])
     with pytest.raises(ValueError, match=r"obs must have shape \(B, To, Do\) = \(B, 2, 5\)"):
         standard.predict_chunk(window)
 
@@ -148,7 +128,7 @@ def test_offline_metrics_give_a_reference_policy_its_whole_window():
     from lnmdn_agents.evaluation.offline import offline_metrics
 
     torch.manual_seed(0)
-    policy = make_policy("liquid_mdn", obs_window="horizon", **TINY["liquid_mdn"]).eval()
+    policy = make_policy("liquid_mdn", obs_window="horizon", **TINY_MODELS["liquid_mdn"]).eval()
     obs = torch.randn(8, 16, 5)
     act = torch.randn(8, 16, 2)
     got = offline_metrics(policy, obs, act, ks=(1,))["mse_deterministic"]
@@ -178,6 +158,6 @@ def test_protocol_settings_are_checked():
 def test_offline_evaluation_refuses_a_policy_of_the_other_protocol(monkeypatch):
     from lnmdn_agents.evaluation.offline import evaluate_offline
 
-    policy = make_policy("diffusion", **TINY["diffusion"])
+    policy = make_policy("diffusion", **TINY_MODELS["diffusion"])
     with pytest.raises(ValueError, match="trained with \\(lnmdn train --protocol"):
         evaluate_offline(policy, "lnmdn/pusht/expert-v0", protocol="reference")
