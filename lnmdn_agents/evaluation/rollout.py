@@ -333,7 +333,8 @@ def evaluate(
         seeds: one seed per episode; default :func:`eval_seeds` (100000, 100001, ...).
         n_envs: B, envs stepped together; default ``min(n_episodes, 8)``.
         env_kwargs: task keyword arguments, over the task's evaluation defaults
-            (:func:`lnmdn_envs.registration.evaluation_kwargs`: Push-T's legacy seeding).
+            (:func:`lnmdn_envs.registration.evaluation_kwargs`: Push-T's legacy seeding), which
+            apply to seeded starts only, not to ``start_states``.
         video_dir: write videos of the first ``n_videos`` episodes there.
         progress: show a progress bar.
         n_videos: how many episodes to film when ``video_dir`` is given.
@@ -384,7 +385,10 @@ def evaluate(
     n_envs = min(n_envs, n_episodes)
     n_videos = min(n_videos, n_episodes) if video_dir is not None else 0
     cfg = policy.config
-    env_kwargs = {**evaluation_kwargs(env_id), **(env_kwargs or {})}
+    # The task's evaluation defaults say how seeds become starts (Push-T: DP's legacy order);
+    # given start states were recorded by the env's own order and are restored with it.
+    defaults = evaluation_kwargs(env_id) if start_states is None else {}
+    env_kwargs = {**defaults, **(env_kwargs or {})}
     env = make_eval_env(
         env_id,
         n_envs,

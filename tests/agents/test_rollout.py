@@ -117,6 +117,36 @@ def test_vector_rollout_matches_single_env_episodes_and_freezes_finished_envs():
     assert seeds[0] == EVAL_SEED_BASE
 
 
+class FirstObservationPolicy(ChaseBlockPolicy):
+    """Keeps the current observation of each env's first chunk of an episode."""
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__(config)
+        self.first: list[np.ndarray] = []
+        self._fresh = True
+
+    def reset(self, done_mask=None) -> None:
+        self._fresh = True
+
+    def predict_chunk(self, obs: Tensor, *, deterministic: bool = False) -> Tensor:
+        if self._fresh:
+            self.first.append(obs[0, -1].numpy().astype(np.float64))
+            self._fresh = False
+        return super().predict_chunk(obs, deterministic=deterministic)
+
+
+def test_given_start_states_are_restored_as_recorded_not_in_the_legacy_order():
+    """Push-T's seeded evaluation starts use DP's legacy order; given states (a dataset's,
+    recorded in the env's own order) must come back where they were recorded."""
+    state = np.array([200.0, 300.0, 250.0, 260.0, 1.2])
+    policy = FirstObservationPolicy(pusht_cfg())
+    out = evaluate(
+        policy, PUSHT, 1, n_envs=1, start_states=[state], deterministic=True, progress=False
+    )
+    assert "legacy_seeding" not in out["env_kwargs"]
+    np.testing.assert_allclose(policy.first[0], state, atol=1e-6)
+
+
 def test_recurrent_state_is_reset_per_env_at_episode_start():
     n_envs = 2
     policy = CountingPolicy(pusht_cfg(), n_envs)
