@@ -56,6 +56,7 @@ __all__ = [
     "load_episodes",
     "make_splits",
     "split_episodes",
+    "training_targets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -406,8 +407,28 @@ def _episodes_from_minari(dataset: Any) -> list[Episode]:
         flatten = flatten_d4rl_observation
     for ep in dataset.iterate_episodes():
         obs = flatten(ep.observations) if flatten is not None else ep.observations
-        episodes.append(Episode(np.asarray(obs), np.asarray(ep.actions)))
+        episodes.append(Episode(np.asarray(obs), training_targets(ep.actions, ep.infos)))
     return episodes
+
+
+def training_targets(actions: np.ndarray, infos: dict[str, Any] | None) -> np.ndarray:
+    """The actions a policy learns from one stored episode: ``(L, Da)``.
+
+    The executed ``actions``, except where the dataset recorded the expert's own label beside them
+    (``infos["expert_action"]``, DART noise injection: ``lnmdn/pusht/expert-v3``): then the
+    labels, since the executed actions there are the expert's plus noise.
+    """
+    labels = (infos or {}).get("expert_action")
+    if labels is None:
+        return np.asarray(actions)
+    labels = np.asarray(labels)[: len(actions)]
+    if labels.shape != np.shape(actions) or not np.all(np.isfinite(labels)):
+        raise ValueError(
+            f"infos['expert_action'] must hold a finite label per action, shape "
+            f"{np.shape(actions)} after the last row is dropped; got shape {labels.shape}. "
+            "Rebuild the dataset with lnmdn datasets build ID --force"
+        )
+    return labels
 
 
 def load_episodes(dataset_id: str) -> list[Episode]:

@@ -5,6 +5,7 @@ One recipe per Minari id::
     lnmdn/pusht/expert-v0                 PushTExpert       on lnmdn/PushT-v0
     lnmdn/pusht/expert-v1                 PushTExpert (deterministic)  on lnmdn/PushT-v0
     lnmdn/pusht/expert-v2                 the same, keypoint observations (obs_type="keypoints")
+    lnmdn/pusht/expert-v3                 v2 with DART noise injection (labels: the clean actions)
     lnmdn/can/expert-v0                   CanExpert         on lnmdn/Can-v0
     lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
                                           (maze: umaze, medium, large, bimodal)
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from lnmdn_datasets.episodes import EpisodeRecord
-from lnmdn_datasets.experts import rollout_expert
+from lnmdn_datasets.experts import ActionNoise, rollout_expert
 from lnmdn_datasets.minari_io import (
     minari_root,
     task_env_spec,
@@ -77,6 +78,9 @@ class Recipe:
         expert_kwargs: keyword arguments of the expert's constructor.
         env_kwargs: task keyword arguments of the env the expert acts in (``obs_type``); they
             are stored in the dataset's env spec, so evaluation rebuilds the same env.
+        action_noise: DART noise injection: the env executes the expert's action plus this
+            noise, and the expert's clean action is stored as ``infos["expert_action"]``, the
+            label policies train on (:func:`lnmdn_datasets.experts.rollout_expert`).
         max_attempts: give up after this many attempts (default ``2 * n_episodes + 20``).
         auto_build: ``lnmdn_agents.data.load_episodes`` builds the dataset when it is missing
             (PointMaze: under a minute; Can: about 6 minutes, with a progress bar).
@@ -91,6 +95,7 @@ class Recipe:
     description: str = ""
     expert_kwargs: dict[str, Any] = field(default_factory=dict)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    action_noise: ActionNoise | None = None
     max_attempts: int | None = None
     auto_build: bool = False
 
@@ -161,6 +166,24 @@ RECIPES: dict[str, Recipe] = {
             ),
         ),
         Recipe(
+            "lnmdn/pusht/expert-v3",
+            "lnmdn/PushT-v0",
+            "lnmdn_datasets.experts.pusht:PushTExpert",
+            n_episodes=200,
+            expert_kwargs=_DETERMINISTIC_PUSHER,
+            env_kwargs={"obs_type": "keypoints"},
+            action_noise=ActionNoise(std=10.0),
+            auto_build=True,
+            description=(
+                "Push-T (lnmdn/PushT-v0, keypoint observations as expert-v2): the deterministic "
+                "pusher with DART noise injection (Laskey et al. 2017): the env executed the "
+                "expert's commanded position plus Gaussian noise of 10 px per axis and step, so "
+                "the demonstrations visit states off the expert's own path; infos['expert_action'] "
+                "holds the expert's clean action in each state, the label policies train on "
+                "(actions are as executed, for replay)."
+            ),
+        ),
+        Recipe(
             "lnmdn/can/expert-v0",
             "lnmdn/Can-v0",
             "lnmdn_datasets.experts.can:CanExpert",
@@ -202,16 +225,20 @@ def get_recipe(dataset_id: str) -> Recipe:
         ) from None
 
 
-def record_episode(env: Any, expert: Any, seed: int) -> tuple[EpisodeRecord, bool]:
+def record_episode(
+    env: Any, expert: Any, seed: int, noise: ActionNoise | None = None
+) -> tuple[EpisodeRecord, bool]:
     """Run ``expert`` for one episode on the single-step ``env`` from reset seed ``seed``.
 
-    The expert's own draws come from ``np.random.default_rng([EXPERT_SEED_SALT, seed])``.
+    The expert's own draws (and ``noise``'s) come from
+    ``np.random.default_rng([EXPERT_SEED_SALT, seed])``.
 
     Returns:
         The episode (with ``infos`` ``state``, ``is_success``, ``score``) and whether it ended
         in success.
     """
-    record = rollout_expert(env, expert, seed, np.random.default_rng([EXPERT_SEED_SALT, seed]))
+    rng = np.random.default_rng([EXPERT_SEED_SALT, seed])
+    record = rollout_expert(env, expert, seed, rng, noise)
     return record, record.success
 
 
@@ -296,7 +323,7 @@ def build(
                     "enough for this recipe."
                 )
             seed = recipe.base_seed + attempted
-            record, ok = record_episode(env, expert, seed)
+            record, ok = record_episode(env, expert, seed, recipe.action_noise)
             attempted += 1
             if ok:
                 kept.append(record)
@@ -347,6 +374,11 @@ def build(
                 "task_id": recipe.task_id,
                 "expert_kwargs": recipe.expert_kwargs,
                 "env_kwargs": recipe.env_kwargs,
+                "action_noise": (
+                    None
+                    if recipe.action_noise is None
+                    else {"std": recipe.action_noise.std, "corr": recipe.action_noise.corr}
+                ),
                 "lnmdn_version": lnmdn_version,
                 "build_seconds": round(seconds, 2),
             },

@@ -318,3 +318,16 @@ def test_d4rl_pointmaze_layout_maps_to_our_observation():
         "D4RL/pointmaze/umaze-v2", PolicyConfig(obs_dim=6, horizon=8, n_action_steps=4)
     )
     assert splits.stats["obs"]["min"].shape == (6,)
+
+
+def test_training_targets_prefer_the_expert_labels():
+    from lnmdn_agents.data import training_targets
+
+    actions = np.arange(6, dtype=np.float32).reshape(3, 2)
+    np.testing.assert_array_equal(training_targets(actions, None), actions)
+    np.testing.assert_array_equal(training_targets(actions, {}), actions)
+    labels = np.vstack([actions + 0.5, np.full((1, 2), np.nan)])
+    targets = training_targets(actions, {"expert_action": labels})
+    np.testing.assert_array_equal(targets, actions + 0.5)
+    with pytest.raises(ValueError, match="expert_action"):
+        training_targets(actions, {"expert_action": labels[:2]})

@@ -137,6 +137,7 @@ def test_recipe_table():
         "lnmdn/pusht/expert-v0",
         "lnmdn/pusht/expert-v1",
         "lnmdn/pusht/expert-v2",
+        "lnmdn/pusht/expert-v3",
         "lnmdn/can/expert-v0",
         "lnmdn/pointmaze-umaze/expert-v0",
         "lnmdn/pointmaze-medium/expert-v0",
@@ -156,6 +157,7 @@ def test_recipe_table():
     [
         "lnmdn/pusht/expert-v0",
         "lnmdn/pusht/expert-v2",
+        "lnmdn/pusht/expert-v3",
         "lnmdn/pointmaze-umaze/expert-v0",
         "lnmdn/pointmaze-medium/expert-v0",
         "lnmdn/pointmaze-large/expert-v0",
@@ -193,6 +195,51 @@ def test_env_kwargs_are_recorded_and_read_back(tmp_path):
     install_embedded("lnmdn/pusht/expert-v2", packed, force=True)
     assert dataset_env("lnmdn/pusht/expert-v2") == ("lnmdn/PushT-v0", {"obs_type": "keypoints"})
     assert dataset_checksum("lnmdn/pusht/expert-v2") == before
+
+
+def test_dart_noise_records_executed_actions_and_clean_labels():
+    """v3: the env executed the expert's action plus noise (replay holds on ``actions``), the
+    expert's clean action is stored beside it, and training reads the labels, not the noisy
+    actions. Without noise nothing changes (v2 has no labels)."""
+    from lnmdn_agents.data import load_episodes
+    from lnmdn_datasets.experts import rollout_expert
+    from lnmdn_envs import make_task_env
+
+    recipe = get_recipe("lnmdn/pusht/expert-v3")
+    v2 = get_recipe("lnmdn/pusht/expert-v2")
+    assert recipe.action_noise is not None and recipe.action_noise.std == 10.0
+    assert (recipe.expert_kwargs, recipe.env_kwargs) == (v2.expert_kwargs, v2.env_kwargs)
+    build(recipe, n_episodes=2, progress=False)
+    ds = minari.load_dataset(recipe.dataset_id)
+    assert ds.storage.metadata["action_noise"] == {"std": 10.0, "corr": 0.0}
+    episodes = load_episodes(recipe.dataset_id)
+    for stored, ep in zip(ds.iterate_episodes(), episodes, strict=True):
+        labels = stored.infos["expert_action"]
+        assert labels.shape == (len(stored.actions) + 1, 2) and np.isnan(labels[-1]).all()
+        gap = np.abs(stored.actions - labels[:-1])
+        assert 3.0 < gap.mean() < 15.0  # noise of 10 px per axis, clipped at the walls
+        np.testing.assert_array_equal(ep.actions, labels[:-1])
+    report = verify(recipe.dataset_id, progress=False, atol=0.0)
+    assert report.ok and report.max_obs_error == 0.0
+    env = make_task_env(v2.task_id, **v2.env_kwargs)
+    clean = rollout_expert(env, v2.make_expert(), 0, np.random.default_rng(0))
+    assert "expert_action" not in clean.infos
+
+
+def test_action_noise_rejects_bad_settings():
+    from lnmdn_datasets.experts import ActionNoise
+
+    with pytest.raises(ValueError, match="std > 0"):
+        ActionNoise(std=0.0)
+    with pytest.raises(ValueError, match="corr in"):
+        ActionNoise(std=1.0, corr=1.0)
+    noise = ActionNoise(std=2.0, corr=0.9)
+    draws = [None]
+    rng = np.random.default_rng(0)
+    for _ in range(20_000):
+        draws.append(noise.sample(draws[-1], rng, 1))
+    x = np.concatenate(draws[1:])
+    assert abs(x.std() - 2.0) < 0.15 and abs(np.corrcoef(x[:-1], x[1:])[0, 1] - 0.9) < 0.03
 
 
 @pytest.mark.slow
