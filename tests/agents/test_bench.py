@@ -289,7 +289,8 @@ def test_evaluation_seeds_must_not_be_dataset_seeds(tiny_pusht):
 
 
 def test_demo_preset_evaluates_the_shipped_recipe_runs(tmp_path):
-    """make demo's Push-T cells load the runs in checkpoints/, which the recipes must have made."""
+    """make demo's Push-T and large-maze cells load the runs in checkpoints/, which the recipes
+    must have made."""
     import shutil
 
     from lnmdn_agents.bench import SHIPPED_RUNS
@@ -297,8 +298,12 @@ def test_demo_preset_evaluates_the_shipped_recipe_runs(tmp_path):
     from lnmdn_agents.recipes import load_recipe
 
     demo = make_preset("demo")
-    assert demo.recipes and demo.tasks == ("pusht", "pointmaze-umaze")
-    assert set(demo.pretrained) == {"pusht/liquid_mdn", "pusht/diffusion"}
+    assert demo.recipes and demo.tasks == ("pusht", "pointmaze-large", "pointmaze-umaze")
+    assert set(demo.pretrained) == {
+        f"{t}/{p}" for t in ("pusht", "pointmaze-large") for p in ("liquid_mdn", "diffusion")
+    }
+    # the large maze is tested on 200 episodes (fewer do not separate its heads), the rest on 50
+    assert demo.episodes == 200 and demo.task_episodes == {"pusht": 50, "pointmaze-umaze": 50}
     for name, folder in demo.pretrained.items():
         folder = Path(folder)
         assert folder.parent == SHIPPED_RUNS
