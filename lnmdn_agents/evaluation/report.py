@@ -3,8 +3,8 @@
 Inputs are the JSON-ready dicts that :func:`~lnmdn_agents.evaluation.evaluate_offline`,
 :func:`~lnmdn_agents.evaluation.evaluate` and :func:`~lnmdn_agents.evaluation.policy_latency`
 return, grouped per run as ``{"name", "policy", "offline", "closed_loop", "latency", "params"}``.
-The benchmark's figures are :mod:`~lnmdn_agents.evaluation.figures` (its ``plot_*`` functions are
-re-exported here).
+The benchmark's figures are :mod:`~lnmdn_agents.evaluation.figures` (``plot_trajectories``, which
+used to live here, is re-exported).
 """
 
 from __future__ import annotations
@@ -14,28 +14,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lnmdn_agents.evaluation.figures import (
-    plot_best_of_k,
-    plot_curves,
-    plot_latency_accuracy,
-    plot_learning_curves,
-    plot_per_step,
-    plot_sample_efficiency,
-    plot_trajectories,
-)
+from lnmdn_agents.evaluation.figures import plot_trajectories
 
-__all__ = [
-    "comparison_rows",
-    "format_table",
-    "markdown_table",
-    "plot_best_of_k",
-    "plot_curves",
-    "plot_latency_accuracy",
-    "plot_learning_curves",
-    "plot_per_step",
-    "plot_sample_efficiency",
-    "plot_trajectories",
-]
+__all__ = ["comparison_rows", "format_table", "markdown_table", "plot_trajectories"]
 
 logger = logging.getLogger(__name__)
 
