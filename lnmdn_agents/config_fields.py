@@ -172,31 +172,28 @@ def check_field_types(obj: Any) -> None:
             object.__setattr__(obj, f.name, normalised)
 
 
-def _checked(cls: type, name: str, tp: Any, value: Any) -> Any:
+def _checked(cls: type, name: str, tp: Any, value: Any, where: str = "") -> Any:
     """``value`` normalised as a value of field ``name`` (type ``tp``) of ``cls``, or raise."""
     ok, normalised = _coerce(value, tp)
     if not ok:
         raise ConfigTypeError(
-            f"{cls.__name__}.{name} must be {_describe(tp)}, got {value!r} ({type(value).__name__})"
+            f"{where}{cls.__name__}.{name} must be {_describe(tp)}, got {value!r} "
+            f"({type(value).__name__})"
         )
     return normalised
 
 
 def read_config_file(cls: type, path: str | Path) -> dict[str, Any]:
-    """The fields of dataclass ``cls`` that a JSON config file sets (``--config FILE``).
+    """The fields of dataclass ``cls`` that a JSON file sets (``--config FILE``), checked.
 
-    The file holds one JSON object whose keys are field names of ``cls``, e.g. a run's own
-    ``train_config.json`` for ``TrainConfig``; it may set any subset of them. Each value is
-    checked as :func:`check_field_types` checks a field (and normalised the same way: lists
-    for tuple fields become tuples). Only the fields the file names are returned, so a caller
-    can put them over defaults (a preset, a recipe) and under the options given on the command
-    line.
+    The file is one JSON object whose keys are fields of ``cls`` (e.g. a run's own
+    ``train_config.json`` for ``TrainConfig``); values are checked and normalised as
+    :func:`check_field_types` does.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not JSON, or not a JSON object, or names a field ``cls`` lacks
-            (the message names the key, the file and the known fields).
-        ConfigTypeError: a value has the wrong type (the message names the field and the file).
+        ValueError: not a JSON object, or a key that is no field of ``cls`` (the message names the
+            key, the file and the fields); a ConfigTypeError names a field of the wrong type.
     """
     path = Path(path)
     if not path.is_file():
@@ -211,18 +208,14 @@ def read_config_file(cls: type, path: str | Path) -> dict[str, Any]:
         raise ValueError(f"config file {path} holds a {type(data).__name__}; write {what}")
     hints = typing.get_type_hints(cls)
     fields = [f.name for f in dataclasses.fields(cls)]
-    out: dict[str, Any] = {}
-    for key, value in data.items():
+    for key in data:
         if key not in fields:
             raise ValueError(
                 f"config file {path}: {key!r} is not a {cls.__name__} field."
                 f"{did_you_mean(key, fields)} Fields: {sorted(fields)}"
             )
-        try:
-            out[key] = _checked(cls, key, hints.get(key, Any), value)
-        except ConfigTypeError as err:
-            raise ConfigTypeError(f"config file {path}: {err}") from None
-    return out
+    where = f"config file {path}: "
+    return {k: _checked(cls, k, hints.get(k, Any), v, where) for k, v in data.items()}
 
 
 def check_ints(obj: Any, *names: str, minimum: int = 1, none_ok: bool = False) -> None:
