@@ -131,7 +131,7 @@ def test_a_runs_own_train_config_reproduces_it(tmp_path, trained):
     assert config.to_dict() == {**original.to_dict(), "run_name": "again"}
 
 
-@pytest.mark.parametrize("run", ["pusht_liquid_mdn", "pusht_diffusion"])
+@pytest.mark.parametrize("run", sorted(p.parent.name for p in SHIPPED.glob("*/train_config.json")))
 def test_the_shipped_runs_train_configs_are_valid_config_files(run, trained):
     saved_path = SHIPPED / run / "train_config.json"
     saved = json.loads(saved_path.read_text())
