@@ -13,8 +13,9 @@ bad value::
     # ValueError: GRUMDNConfig.dropout must be in [0, 1), got dropout=1.5
 
 :func:`parse_field_value` turns command-line text into a value of a field's type (``--set
-down_dims=24,48,48``, ``--set clip_sample=false``), and :func:`field_rows` lists a config's fields
-with their types, defaults and help (``lnmdn policies NAME``).
+down_dims=24,48,48``, ``--set clip_sample=false``), :func:`read_config_file` reads the fields a
+JSON file sets (``--config FILE``), and :func:`field_rows` lists a config's fields with their
+types, defaults and help (``lnmdn policies NAME``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numbers
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any, Union
 
 from lnmdn_envs.suggest import did_you_mean
@@ -40,6 +42,7 @@ __all__ = [
     "field_rows",
     "parse_field_value",
     "plain_help",
+    "read_config_file",
     "type_name",
 ]
 
@@ -163,16 +166,56 @@ def check_field_types(obj: Any) -> None:
     cls = type(obj)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(obj):
-        tp = hints.get(f.name, Any)
         value = getattr(obj, f.name)
-        ok, normalised = _coerce(value, tp)
-        if not ok:
-            raise ConfigTypeError(
-                f"{cls.__name__}.{f.name} must be {_describe(tp)}, got {value!r} "
-                f"({type(value).__name__})"
-            )
+        normalised = _checked(cls, f.name, hints.get(f.name, Any), value)
         if normalised is not value:
             object.__setattr__(obj, f.name, normalised)
+
+
+def _checked(cls: type, name: str, tp: Any, value: Any, where: str = "") -> Any:
+    """``value`` normalised as a value of field ``name`` (type ``tp``) of ``cls``, or raise."""
+    ok, normalised = _coerce(value, tp)
+    if not ok:
+        raise ConfigTypeError(
+            f"{where}{cls.__name__}.{name} must be {_describe(tp)}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    return normalised
+
+
+def read_config_file(cls: type, path: str | Path) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` that a JSON file sets (``--config FILE``), checked.
+
+    The file is one JSON object whose keys are fields of ``cls`` (e.g. a run's own
+    ``train_config.json`` for ``TrainConfig``); values are checked and normalised as
+    :func:`check_field_types` does.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a JSON object, or a key that is no field of ``cls`` (the message names the
+            key, the file and the fields); a ConfigTypeError names a field of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        problem = "is not a file" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"config file {path} {problem} (--config takes a JSON file)")
+    what = f'a JSON object of {cls.__name__} fields, e.g. {{"epochs": 10}}'
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"config file {path} is not valid JSON ({err}); write {what}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} holds a {type(data).__name__}; write {what}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in fields:
+            raise ValueError(
+                f"config file {path}: {key!r} is not a {cls.__name__} field."
+                f"{did_you_mean(key, fields)} Fields: {sorted(fields)}"
+            )
+    where = f"config file {path}: "
+    return {k: _checked(cls, k, hints.get(k, Any), v, where) for k, v in data.items()}
 
 
 def check_ints(obj: Any, *names: str, minimum: int = 1, none_ok: bool = False) -> None:

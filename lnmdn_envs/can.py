@@ -18,7 +18,8 @@ of the Panda), as in robomimic's Can datasets::
         [21:23]  robot0_gripper_qpos (finger joints, m)
 
 ``CAN_OBS_SLICES`` names these ranges. The observation is computed from the simulator state alone,
-so it is the same after a step, a reset or a ``reset_to_state`` into the same state.
+so it is the same after a step, a reset or a ``reset_to_state`` into the same state
+(:mod:`lnmdn_envs.can_observation`).
 
 Episodes: ``info["is_success"]`` is the task's own ``_check_success()`` (the can inside its bin
 compartment with the gripper away from it); ``info["score"]`` is that success as 0/1; the reward
@@ -38,15 +39,14 @@ nullspace target at the current pose); pickling carries those too.
 
 robosuite (the ``mujoco`` extra) is imported and the simulator built on the first ``reset``, so
 ``gym.make``, ``make_vec`` and pickling an unreset env cost almost nothing; a missing robosuite
-raises an ImportError naming the extra at construction.
+raises an ImportError naming the extra at construction. What touches robosuite itself (its
+import, the ``PickPlaceCan`` model, the renderer, the controllers' state) is
+:mod:`lnmdn_envs.can_robosuite`.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib.util
-import logging
-import os
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, SupportsFloat
@@ -55,6 +55,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from lnmdn_envs.can_observation import CAN_OBS_DIM, CAN_OBS_KEYS, CAN_OBS_SLICES, can_observation
+from lnmdn_envs.can_robosuite import (
+    check_robosuite_installed,
+    hidden_state,
+    make_pick_place_can,
+    make_renderer,
+    set_hidden_state,
+    set_sim_state,
+)
 from lnmdn_envs.validation import check_action
 
 __all__ = [
@@ -65,82 +74,7 @@ __all__ = [
     "CanEnv",
 ]
 
-logger = logging.getLogger(__name__)
-
-CAN_OBS_DIM = 23
 CAN_ACTION_DIM = 7
-
-#: robomimic's low-dim observation keys for Can, in robomimic's (and Diffusion Policy's) order.
-CAN_OBS_KEYS: tuple[str, ...] = (
-    "object",
-    "robot0_eef_pos",
-    "robot0_eef_quat",
-    "robot0_gripper_qpos",
-)
-
-#: Named ranges of the 23-D observation: the four robomimic keys, then the parts of ``object``.
-CAN_OBS_SLICES: dict[str, slice] = {
-    "object": slice(0, 14),
-    "robot0_eef_pos": slice(14, 17),
-    "robot0_eef_quat": slice(17, 21),
-    "robot0_gripper_qpos": slice(21, 23),
-    "Can_pos": slice(0, 3),
-    "Can_quat": slice(3, 7),
-    "Can_to_robot0_eef_pos": slice(7, 10),
-    "Can_to_robot0_eef_quat": slice(10, 14),
-}
-
-_ROBOSUITE_LOGGER = "robosuite_logs"
-# What robosuite's controllers remember of the reset state (the OSC nullspace target).
-_CONTROLLER_INITIALS = ("initial_joint", "initial_ref_pos", "initial_ref_ori_mat")
-_NEVER = 10**9  # robosuite's own horizon: never reached, our TimeLimit truncates first
-_RENDER_HELP = (
-    "Rendering Can needs an OpenGL backend for MuJoCo's offscreen renderer, chosen by MUJOCO_GL "
-    "before mujoco is imported: MUJOCO_GL=egl (needs libEGL: apt-get install libegl1) or "
-    "MUJOCO_GL=osmesa (needs libOSMesa: apt-get install libosmesa6); MUJOCO_GL=glfw needs a "
-    "display."
-)
-
-
-class _QuietRobosuite(logging.Filter):
-    """Drop robosuite's INFO/WARNING chatter (macro-file, controller-config and model warnings).
-
-    robosuite resets its logger's level when it is imported, so a filter (which it leaves alone)
-    is what keeps its records below ``level`` out of the user's console.
-    """
-
-    def __init__(self, level: int = logging.ERROR):
-        super().__init__()
-        self.level = level
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= self.level
-
-
-def _missing_extra(err: Exception | str) -> ImportError:
-    return ImportError(
-        f"lnmdn/Can-v0 needs robosuite, part of the 'mujoco' extra ({err}). "
-        "Install it with: pip install -c constraints.txt -e '.[mujoco]'"
-    )
-
-
-def _check_robosuite_installed() -> None:
-    """Raise the extra-naming ImportError now if robosuite is absent (without importing it)."""
-    if importlib.util.find_spec("robosuite") is None:
-        raise _missing_extra("No module named 'robosuite'")
-
-
-def _import_robosuite() -> Any:
-    """Import robosuite quietly, or raise an ImportError naming the ``mujoco`` extra."""
-    rs_logger = logging.getLogger(_ROBOSUITE_LOGGER)
-    if not any(isinstance(f, _QuietRobosuite) for f in rs_logger.filters):
-        rs_logger.addFilter(_QuietRobosuite())
-    try:
-        import robosuite
-        from robosuite.controllers import load_composite_controller_config  # noqa: F401
-    except ImportError as err:
-        raise _missing_extra(err) from err
-    return robosuite
 
 
 def _renderer_exit_hook(env_ref: weakref.ReferenceType[CanEnv]) -> Callable[[], None]:
@@ -151,36 +85,6 @@ def _renderer_exit_hook(env_ref: weakref.ReferenceType[CanEnv]) -> Callable[[], 
             env._renderer = None
 
     return hook
-
-
-def _quat_xyzw(q_wxyz: np.ndarray) -> np.ndarray:
-    return np.array([q_wxyz[1], q_wxyz[2], q_wxyz[3], q_wxyz[0]])
-
-
-def _quat_mul_wxyz(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
-
-
-def _rotate_inv(q_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate ``v`` by the inverse of the unit quaternion ``q`` (world vector into the frame)."""
-    w, x, y, z = q_wxyz
-    rot = np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-    return rot.T @ v
 
 
 class CanEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -242,7 +146,7 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
         self.robosuite_kwargs = dict(robosuite_kwargs or {})
         self.observation_space = spaces.Box(-np.inf, np.inf, (CAN_OBS_DIM,), np.float32)
         self.action_space: spaces.Box = spaces.Box(-1.0, 1.0, (CAN_ACTION_DIM,), np.float32)
-        _check_robosuite_installed()  # fail early, naming the extra; import on first reset
+        check_robosuite_installed()  # fail early, naming the extra; import on first reset
         self._rs: Any = None  # the robosuite env, built on first use
         self._renderer: Any = None
         self._needs_reset = True
@@ -256,29 +160,7 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._rs
 
     def _build(self) -> Any:
-        robosuite = _import_robosuite()
-        from robosuite.controllers import load_composite_controller_config
-
-        config = load_composite_controller_config(controller="BASIC", robot="Panda")
-        # Keep the Panda's arm part only: the other parts are for other robots and warn.
-        config["body_parts"] = {"right": config["body_parts"]["right"]}
-        kwargs: dict[str, Any] = {
-            "robots": "Panda",
-            "controller_configs": config,
-            "has_renderer": False,
-            "has_offscreen_renderer": False,
-            "use_camera_obs": False,
-            "use_object_obs": True,
-            "control_freq": 20,
-            "horizon": _NEVER,
-            "ignore_done": True,
-            "hard_reset": False,  # reset the sim in place instead of recompiling the model
-            "reward_shaping": self.reward_shaping,
-            "renderer": "mujoco",
-            "seed": None,
-        }
-        kwargs.update(self.robosuite_kwargs)
-        env = robosuite.make("PickPlaceCan", **kwargs)
+        env = make_pick_place_can(self.reward_shaping, self.robosuite_kwargs)
         import mujoco
 
         self._mujoco = mujoco
@@ -332,7 +214,7 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
             sampler.rng = rng
         rs.reset()
         if state is not None:
-            self._set_state(state)
+            set_sim_state(self._rs, state)
         self._needs_reset = False
         success = bool(rs._check_success())
         return self._obs(), {"is_success": success, "score": float(success)}
@@ -370,24 +252,9 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
         return np.asarray(self._renderer.render(), dtype=np.uint8)
 
     def _make_renderer(self) -> Any:
-        import mujoco
-
-        model = self._rs.sim.model._model
-        if self.camera_name not in [model.camera(i).name for i in range(model.ncam)]:
-            names = [model.camera(i).name for i in range(model.ncam)]
-            raise ValueError(
-                f"camera_name {self.camera_name!r} is not in the scene; cameras: {names}"
-            )
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.render_width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, self.render_height)
-        try:
-            return mujoco.Renderer(model, height=self.render_height, width=self.render_width)
-        except Exception as err:  # GL failures surface as AttributeError, FatalError, ...
-            raise RuntimeError(
-                f"{_RENDER_HELP} MUJOCO_GL is {os.environ.get('MUJOCO_GL')!r} (robosuite sets "
-                "'egl' on import unless it is 'osmesa' or 'glx'); "
-                f"the renderer failed with {type(err).__name__}: {err}"
-            ) from err
+        return make_renderer(
+            self._rs.sim.model._model, self.camera_name, self.render_width, self.render_height
+        )
 
     def close(self) -> None:
         """Free the renderer and the simulator."""
@@ -424,86 +291,22 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError("reset_to_state must be finite")
         return arr
 
-    def _set_state(self, state: np.ndarray) -> None:
-        rs = self._rs
-        rs.sim.set_state_from_flattened(state)
-        # robosuite's controllers remember the reset state (the OSC nullspace target, and
-        # kinematics cached while the fingers were still at qpos0): rebuild them exactly as
-        # robot.reset() does when it lands in this arm pose, so that replaying an episode from
-        # its first state reproduces it bit for bit (robomimic #230 is what happens otherwise).
-        qpos, qpos0 = rs.sim.data._data.qpos, rs.sim.model._model.qpos0
-        for robot in rs.robots:
-            fingers = np.concatenate(
-                [robot._ref_gripper_joint_pos_indexes[arm] for arm in robot.arms]
-            ).astype(int)
-            saved = qpos[fingers].copy()
-            qpos[fingers] = qpos0[fingers]
-            robot._load_controller()  # runs sim.forward() and caches the kinematics
-            robot.composite_controller.update_state()
-            robot.composite_controller.reset()
-            qpos[fingers] = saved
-        rs.sim.forward()
-
     def _obs(self) -> np.ndarray:
-        data = self._rs.sim.data._data
-        can_pos = data.xpos[self._can_body]
-        can_q = data.xquat[self._can_body]  # wxyz
-        eef_pos = data.site_xpos[self._eef_site]
-        eef_q = data.xquat[self._eef_body]  # wxyz, the hand body (robomimic's eef_quat)
-        eef_q_inv = eef_q * np.array([1.0, -1.0, -1.0, -1.0])
-        rel_pos = _rotate_inv(eef_q, can_pos - eef_pos)
-        rel_q = _quat_mul_wxyz(eef_q_inv, can_q)
-        if rel_q[0] < 0:  # robosuite's mat2quat returns w >= 0
-            rel_q = -rel_q
-        obs = np.concatenate(
-            [
-                can_pos,
-                _quat_xyzw(can_q),
-                rel_pos,
-                _quat_xyzw(rel_q),
-                eef_pos,
-                _quat_xyzw(eef_q),
-                data.qpos[self._gripper_qpos_idx],
-            ]
+        return can_observation(
+            self._rs.sim.data._data,
+            self._can_body,
+            self._eef_site,
+            self._eef_body,
+            self._gripper_qpos_idx,
         )
-        return obs.astype(np.float32)
 
     # ------------------------------------------------------------------ pickling
-    def _hidden_state(self) -> dict[str, Any]:
-        """Simulation state outside ``[time, qpos, qvel]``, carried by pickling.
-
-        The solver's warm start, the gripper's command ramp (robosuite's
-        ``gripper.current_action``) and what the controllers remember of the reset state.
-        """
-        robot = self._rs.robots[0]
-        return {
-            "qacc_warmstart": self._rs.sim.data._data.qacc_warmstart.copy(),
-            "gripper_current_action": {
-                arm: np.array(robot.gripper[arm].current_action) for arm in robot.arms
-            },
-            "controllers": {
-                name: {k: np.array(getattr(c, k)) for k in _CONTROLLER_INITIALS if hasattr(c, k)}
-                for name, c in robot.composite_controller.part_controllers.items()
-            },
-        }
-
-    def _set_hidden_state(self, hidden: dict[str, Any]) -> None:
-        robot = self._rs.robots[0]
-        self._rs.sim.data._data.qacc_warmstart[:] = hidden["qacc_warmstart"]
-        for arm, value in hidden["gripper_current_action"].items():
-            robot.gripper[arm].current_action = np.array(value)
-        for name, initials in hidden["controllers"].items():
-            controller = robot.composite_controller.part_controllers[name]
-            for key, value in initials.items():
-                setattr(controller, key, np.array(value))
-            controller.new_update = True  # as between two steps: refresh kinematics on next use
-
     def __getstate__(self) -> dict[str, Any]:
         running = not self._needs_reset and self._rs is not None
         return {
             "kwargs": self._kwargs,
             "sim_state": self.get_state() if running else None,
-            "hidden_state": self._hidden_state() if running else None,
+            "hidden_state": hidden_state(self._rs) if running else None,
             "np_random": None if self._np_random is None else self.np_random.bit_generator.state,
         }
 
@@ -516,6 +319,6 @@ class CanEnv(gym.Env[np.ndarray, np.ndarray]):
         if state["sim_state"] is not None:
             rs = self.robosuite_env
             rs.reset()
-            self._set_state(state["sim_state"])
-            self._set_hidden_state(state["hidden_state"])
+            set_sim_state(rs, state["sim_state"])
+            set_hidden_state(rs, state["hidden_state"])
             self._needs_reset = False

@@ -19,6 +19,10 @@ the same code) to floating-point precision:
   (``lnmdn_envs.pusht_geometry``); reward ``clip(coverage / 0.95, 0, 1)``; the episode terminates
   when coverage > 0.95. The 300-step limit is the registry's ``TimeLimit``.
 
+This module is the task (spaces, resets, rules, observations); the simulation is
+:mod:`lnmdn_envs.pusht_physics`, the drawing :mod:`lnmdn_envs.pusht_render` and the block's
+geometry :mod:`lnmdn_envs.pusht_geometry`.
+
 Example::
 
     import lnmdn_envs
@@ -32,47 +36,42 @@ from __future__ import annotations
 import math
 from typing import Any, SupportsFloat
 
-import cv2
 import gymnasium as gym
 import numpy as np
-import pymunk
 from gymnasium import spaces
 
 from lnmdn_envs.pusht_geometry import (
     T_AREA,
     T_KEYPOINTS,
-    T_RECTS,
     body_to_world,
     t_overlap_area,
     t_world_rects,
 )
+from lnmdn_envs.pusht_physics import (
+    AGENT_RADIUS,
+    CONTROL_HZ,
+    WORKSPACE,
+    apply_state,
+    build_space,
+    simulate,
+)
+from lnmdn_envs.pusht_render import draw_scene
 from lnmdn_envs.validation import check_action
 
-__all__ = ["GOAL_POSE", "OBS_TYPES", "SUCCESS_THRESHOLD", "PushTEnv", "legacy_initial_state"]
+__all__ = [
+    "AGENT_RADIUS",
+    "GOAL_POSE",
+    "OBS_TYPES",
+    "SUCCESS_THRESHOLD",
+    "WORKSPACE",
+    "PushTEnv",
+    "legacy_initial_state",
+]
 
 OBS_TYPES = ("state", "keypoints", "pixels", "pixels_state")
-WORKSPACE = 512.0
-SIM_HZ = 100
-CONTROL_HZ = 10
-DT = 1.0 / SIM_HZ
-N_SUBSTEPS = SIM_HZ // CONTROL_HZ
-K_P = 100.0
-K_V = 20.0
-AGENT_RADIUS = 15.0
 GOAL_POSE = (256.0, 256.0, math.pi / 4)
 SUCCESS_THRESHOLD = 0.95
-_WALLS = (((5, 506), (5, 5)), ((5, 5), (506, 5)), ((506, 5), (506, 506)), ((5, 506), (506, 506)))
-_WALL_RADIUS = 2.0
 _TWO_PI = 2.0 * math.pi
-
-# Colours (RGB) of Diffusion Policy's renderer.
-_WHITE = (255, 255, 255)
-_GOAL_COLOR = (144, 238, 144)  # LightGreen
-_BLOCK_COLOR = (119, 136, 153)  # LightSlateGray
-_AGENT_COLOR = (65, 105, 225)  # RoyalBlue
-_WALL_COLOR = (211, 211, 211)  # LightGray
-_ACTION_COLOR = (255, 0, 0)
-_SHIFT = 4  # sub-pixel bits for cv2 drawing
 
 
 def legacy_initial_state(seed: int) -> np.ndarray:
@@ -197,39 +196,11 @@ class PushTEnv(gym.Env[Any, np.ndarray]):
         return spaces.Dict({"pixels": pixels, "agent_pos": agent_pos})
 
     def _build_space(self) -> None:
-        """A fresh pymunk space in Diffusion Policy's construction order (walls, agent, block)."""
-        space = pymunk.Space()
-        space.gravity = (0.0, 0.0)
-        space.damping = 0.0
-        space.add(*[pymunk.Segment(space.static_body, a, b, _WALL_RADIUS) for a, b in _WALLS])
-
-        agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
-        agent.position = (256, 400)
-        space.add(agent, pymunk.Circle(agent, AGENT_RADIUS))
-
-        # Diffusion Policy's inertia is the bar's moment counted twice.
-        bar_moment = pymunk.moment_for_poly(1.0, vertices=list(T_RECTS[0]))
-        block = pymunk.Body(1.0, bar_moment + bar_moment)
-        shapes = [pymunk.Poly(block, list(rect)) for rect in T_RECTS]
-        block.center_of_gravity = (shapes[0].center_of_gravity + shapes[1].center_of_gravity) / 2
-        block.angle = 0.0
-        block.position = (256, 300)
-        space.add(block, *shapes)
-
-        self._space = space
-        self._agent = agent
-        self._block = block
+        """A fresh pymunk space (:func:`lnmdn_envs.pusht_physics.build_space`)."""
+        self._space, self._agent, self._block = build_space()
 
     def _apply_state(self, state: np.ndarray) -> None:
-        ax, ay, bx, by, angle = (float(v) for v in state)
-        self._agent.position = (ax, ay)
-        if self.legacy_seeding:
-            self._block.position = (bx, by)
-            self._block.angle = angle
-        else:
-            self._block.angle = angle
-            self._block.position = (bx, by)
-        self._space.step(DT)
+        apply_state(self._space, self._agent, self._block, state, legacy=self.legacy_seeding)
 
     # ------------------------------------------------------------------ gym API
     def reset(
@@ -308,16 +279,7 @@ class PushTEnv(gym.Env[Any, np.ndarray]):
 
     def _simulate(self, ax: float, ay: float) -> None:
         """Run the 10 physics steps of one control step towards the commanded ``(ax, ay)``."""
-        agent = self._agent
-        space = self._space
-        for _ in range(N_SUBSTEPS):
-            px, py = agent.position
-            vx, vy = agent.velocity
-            # Same operation order as Diffusion Policy: v += (k_p (a - p) + k_v (0 - v)) dt.
-            vx = vx + (K_P * (ax - px) + K_V * (0.0 - vx)) * DT
-            vy = vy + (K_P * (ay - py) + K_V * (0.0 - vy)) * DT
-            agent.velocity = (vx, vy)
-            space.step(DT)
+        simulate(self._space, self._agent, ax, ay)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -406,36 +368,12 @@ class PushTEnv(gym.Env[Any, np.ndarray]):
 
     # ------------------------------------------------------------------ drawing
     def _draw(self, size: int, mark_action: bool) -> np.ndarray:
-        """Draw the scene top-down (x right, y down, as Diffusion Policy's images) at ``size``."""
-        img = np.full((size, size, 3), _WHITE, dtype=np.uint8)
-        scale = size / WORKSPACE * (1 << _SHIFT)
-
-        def fill(rects: list[list[tuple[float, float]]], color: tuple[int, int, int]) -> None:
-            pts = [np.round(np.asarray(r) * scale).astype(np.int32) for r in rects]
-            cv2.fillPoly(img, pts, color, lineType=cv2.LINE_AA, shift=_SHIFT)
-
-        fill(self._goal_rects, _GOAL_COLOR)
-        thickness = max(1, round(2 * _WALL_RADIUS * size / WORKSPACE))
-        for a, b in _WALLS:
-            p0 = (round(a[0] * scale), round(a[1] * scale))
-            p1 = (round(b[0] * scale), round(b[1] * scale))
-            cv2.line(img, p0, p1, _WALL_COLOR, thickness, cv2.LINE_AA, _SHIFT)
+        """Draw the scene top-down at ``size`` (:func:`lnmdn_envs.pusht_render.draw_scene`)."""
         bx, by = self._block.position
-        fill(t_world_rects(bx, by, self._block.angle), _BLOCK_COLOR)
-        ax, ay = self._agent.position
-        center = (round(ax * scale), round(ay * scale))
-        cv2.circle(img, center, round(AGENT_RADIUS * scale), _AGENT_COLOR, -1, cv2.LINE_AA, _SHIFT)
-        if mark_action and self._last_action is not None:
-            coord = (
-                int(self._last_action[0] * size / WORKSPACE),
-                int(self._last_action[1] * size / WORKSPACE),
-            )
-            cv2.drawMarker(
-                img,
-                coord,
-                _ACTION_COLOR,
-                markerType=cv2.MARKER_CROSS,
-                markerSize=max(3, int(8 / 96 * size)),
-                thickness=max(1, int(1 / 96 * size)),
-            )
-        return img
+        return draw_scene(
+            size,
+            self._goal_rects,
+            self._agent.position,
+            (bx, by, self._block.angle),
+            self._last_action if mark_action else None,
+        )

@@ -1,8 +1,9 @@
 """``lnmdn bench``: the comparison protocol in one command (results.json, report.md, figures).
 
-The typer command: it builds the preset from ``--preset`` and the overrides, lists the cells
-(``--list``) or runs them (:func:`lnmdn_agents.bench.run.run_bench`), then prints the comparison
-table and any failed cells (exit status 1 when a cell failed).
+The typer command: it builds the preset from ``--preset``, a ``--config`` file of
+:class:`~lnmdn_agents.bench.presets.BenchPreset` fields over it and the options over both, lists
+the cells (``--list``) or runs them (:func:`lnmdn_agents.bench.run.run_bench`), then prints the
+comparison table and any failed cells (exit status 1 when a cell failed).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import typer
 
 from lnmdn_agents.bench.cells import cell_file, cell_id, plan_cells
 from lnmdn_agents.bench.executors import EXECUTORS, CellsFailedError
-from lnmdn_agents.bench.presets import BENCH_TASKS, make_preset
+from lnmdn_agents.bench.presets import BENCH_TASKS, BenchPreset, make_preset
 from lnmdn_agents.bench.run import run_bench
+from lnmdn_agents.config_fields import read_config_file
 from lnmdn_agents.evaluation.report import format_table
 
 __all__ = ["bench_command"]
@@ -32,6 +34,15 @@ def bench_command(
             "paper (days).",
         ),
     ] = "demo",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help='A JSON file of BenchPreset fields over the preset\'s, e.g. {"seeds": [0, 1], '
+            '"n_envs": 4}; the options below replace its values.',
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default runs/bench/PRESET).")
     ] = None,
@@ -114,6 +125,7 @@ def bench_command(
     try:
         p = make_preset(
             preset,
+            read_config_file(BenchPreset, config) if config is not None else None,
             # --task runs the preset's protocol on that task alone, listed in the preset or not.
             tasks=(task,) if task else None,
             epochs=epochs,
@@ -132,6 +144,7 @@ def bench_command(
         return
     given = {
         "--preset": preset,
+        "--config": str(config) if config is not None else None,
         "--out": str(out) if out is not None else None,
         "--task": task,
         "--policy": policy,

@@ -21,6 +21,7 @@ builds one with fields replaced:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,12 +298,18 @@ PRESETS: dict[str, Any] = {
 }
 
 
-def make_preset(name: str, **overrides: Any) -> BenchPreset:
-    """A preset by name, with fields replaced by ``overrides`` (None values are ignored)."""
+def make_preset(
+    name: str, fields: Mapping[str, Any] | None = None, **overrides: Any
+) -> BenchPreset:
+    """A preset by name, with fields replaced by ``fields``, then by ``overrides``.
+
+    ``fields`` (a ``--config`` file's, :func:`lnmdn_agents.config_fields.read_config_file`) apply
+    as given, None included; ``overrides`` (the command-line options) only where not None.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown bench preset {name!r}; known: {sorted(PRESETS)}")
     preset: BenchPreset = PRESETS[name]()
-    changes = {k: v for k, v in overrides.items() if v is not None}
+    changes = {**(fields or {}), **{k: v for k, v in overrides.items() if v is not None}}
     known = {f.name for f in dataclasses.fields(BenchPreset)}
     bad = sorted(set(changes) - known)
     if bad:

@@ -26,9 +26,7 @@ from lnmdn_agents.bench.protocol_report import (
     protocol_table,
 )
 from lnmdn_agents.checkpoint import atomic_write_text
-from lnmdn_agents.evaluation.report import (
-    comparison_rows,
-    markdown_table,
+from lnmdn_agents.evaluation.figures import (
     plot_best_of_k,
     plot_curves,
     plot_latency_accuracy,
@@ -37,6 +35,7 @@ from lnmdn_agents.evaluation.report import (
     plot_sample_efficiency,
     plot_trajectories,
 )
+from lnmdn_agents.evaluation.report import comparison_rows, markdown_table
 
 __all__ = ["write_report"]
 

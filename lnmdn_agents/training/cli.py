@@ -2,7 +2,9 @@
 
 Each field becomes an option with its type, default and help (from the ``Attributes:`` section of
 the docstring); ``--set FIELD=VALUE`` sets a policy config field, parsed as that field's type;
-``--recipe`` starts from a committed recipe, the options given replacing its values.
+``--recipe`` starts from a committed recipe and ``--config FILE`` from a JSON file of
+:class:`TrainConfig` fields (a run's own ``train_config.json`` reproduces the run): recipe < file <
+the options given on the command line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import logging
 import typing
 from typing import Any
 
-from lnmdn_agents.config_fields import attribute_docs, parse_field_value, plain_help
+from lnmdn_agents.config_fields import (
+    attribute_docs,
+    parse_field_value,
+    plain_help,
+    read_config_file,
+)
 from lnmdn_agents.policies import available_policies, get_policy_class
 from lnmdn_agents.training.config import TrainConfig
 from lnmdn_agents.training.loop import train
@@ -57,6 +64,42 @@ def _parse_overrides(items: list[str], policy: str | None = None) -> dict[str, A
     return out
 
 
+def _layered_config(
+    options: dict[str, Any],
+    ctx: Any,
+    set_items: list[str],
+    recipe_name: str | None,
+    config_file: str | None,
+) -> TrainConfig:
+    """The run's config in layers: the recipe, then the ``--config`` file, then the options given.
+
+    Each layer replaces the fields it sets; ``policy_overrides`` are merged key by key, with the
+    ``--set`` items last. Options left at their defaults on the command line replace nothing.
+    """
+    recipe = None
+    if recipe_name is not None:
+        from lnmdn_agents.recipes import load_recipe
+
+        recipe = load_recipe(recipe_name)
+    from_file = read_config_file(TrainConfig, config_file) if config_file is not None else {}
+    # By name: typer bundles its own click, whose ParameterSource is another enum class.
+    given = {
+        k: v
+        for k, v in options.items()
+        if getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"
+    }
+    fields = {**(recipe.train if recipe is not None else {}), **from_file, **given}
+    policy = str(fields.get("policy", options["policy"]))
+    overrides = _parse_overrides(set_items, policy)
+    merged = {
+        **(recipe.train.get("policy_overrides", {}) if recipe is not None else {}),
+        **from_file.get("policy_overrides", {}),
+        **overrides,
+    }
+    chosen = {**from_file, **given, "policy_overrides": merged}
+    return recipe.train_config(**chosen) if recipe is not None else TrainConfig(**chosen)
+
+
 def _make_train_command() -> Any:
     """The ``lnmdn train`` command, its options generated from :class:`TrainConfig`'s fields."""
     import typer
@@ -97,6 +140,18 @@ def _make_train_command() -> Any:
             str | None,
         ),
         (
+            "config_file",
+            typer.Option(
+                None,
+                "--config",
+                metavar="FILE",
+                help="Start from a JSON file of TrainConfig fields, e.g. a run's "
+                "train_config.json (with --recipe: over the recipe's values); options given here "
+                "replace its values, --set adds to its policy_overrides.",
+            ),
+            str | None,
+        ),
+        (
             "resume",
             typer.Option(
                 False,
@@ -129,25 +184,14 @@ def _make_train_command() -> Any:
         resume = kwargs.pop("resume")
         overwrite = kwargs.pop("overwrite")
         recipe_name = kwargs.pop("recipe")
+        config_file = kwargs.pop("config_file")
         ctx = kwargs.pop("ctx")
-        if recipe_name is None:
+        if recipe_name is None and config_file is None:
             get_policy_class(kwargs["policy"])  # an unknown policy is named before its --set
             overrides = _parse_overrides(set_items, kwargs["policy"])
             config = TrainConfig(**kwargs, policy_overrides=overrides)
         else:
-            from lnmdn_agents.recipes import load_recipe
-
-            recipe = load_recipe(recipe_name)
-            # By name: typer bundles its own click, whose ParameterSource is another enum class.
-            given = {
-                k: v
-                for k, v in kwargs.items()
-                if getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"
-            }
-            policy = str(given.get("policy", recipe.policy))
-            overrides = _parse_overrides(set_items, policy)
-            merged = {**recipe.train.get("policy_overrides", {}), **overrides}
-            config = recipe.train_config(**given, policy_overrides=merged)
+            config = _layered_config(kwargs, ctx, set_items, recipe_name, config_file)
         run_dir = train(config, resume=resume, overwrite=overwrite)
         logger.info("run folder: %s", run_dir)
 

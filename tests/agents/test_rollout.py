@@ -307,7 +307,7 @@ def test_evaluate_runs_from_a_script_without_a_main_guard(tmp_path):
 
 def test_off_a_terminal_one_log_line_per_batch_of_episodes(caplog, capsys):
     policy = ChaseBlockPolicy(pusht_cfg())
-    with caplog.at_level("INFO", logger="lnmdn_agents.evaluation.rollout"):
+    with caplog.at_level("INFO", logger="lnmdn_agents.evaluation.loop"):
         evaluate(policy, PUSHT, 4, n_envs=2, env_kwargs={"max_episode_steps": 16})
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rollout:")]
     assert [x.split(",")[0] for x in lines] == ["rollout: 2/4 episodes", "rollout: 4/4 episodes"]
