@@ -21,6 +21,7 @@ __all__ = ["ACTION_AXES", "cell_trajectories", "maze_paths", "trajectory_samples
 #: What the first two action dimensions are, per task, for the trajectory figure.
 ACTION_AXES: dict[str, tuple[str, str]] = {
     "pusht": ("agent target x (px)", "agent target y (px)"),
+    "pusht-dart": ("agent target x (px)", "agent target y (px)"),
     "can": ("end-effector dx command", "end-effector dy command"),
     "": ("action dim 0", "action dim 1"),
 }
