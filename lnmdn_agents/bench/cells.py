@@ -331,7 +331,7 @@ def _evaluate_cell(
     unit = get_protocol(protocol).split_unit
     splits = make_splits(dataset, policy.config, seed=0, split_unit=unit)
     result["trajectories"] = cell_trajectories(
-        policy, splits.test, task, measured["env_id"], preset, seed
+        policy, splits.test, measured["env_id"], preset, seed
     )
     if hasattr(policy.config, "num_inference_steps") and preset.diffusion_steps:
         result["step_sweep"] = step_sweep(

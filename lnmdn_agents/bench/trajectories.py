@@ -4,7 +4,7 @@ For a few evenly spaced test windows, a cell records the demonstrated chunk and 
 (:func:`trajectory_samples`). Push-T and Can draw them in action space (the first two action
 dimensions, :data:`ACTION_AXES`); PointMaze actions are forces, so each chunk is executed from the
 window's state to draw the ball's path in the maze instead (:func:`maze_paths`).
-:func:`cell_trajectories` picks the right form for a task.
+:func:`cell_trajectories` picks the right form for the cell's env.
 """
 
 from __future__ import annotations
@@ -14,29 +14,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from lnmdn_agents.bench.presets import BenchPreset, BenchTask
+from lnmdn_agents.bench.presets import BenchPreset
 
 __all__ = ["ACTION_AXES", "cell_trajectories", "maze_paths", "trajectory_samples"]
 
-#: What the first two action dimensions are, per task, for the trajectory figure.
+#: What the first two action dimensions are, per env (an env's fact, whatever data a task
+#: trains on), for the trajectory figure.
 ACTION_AXES: dict[str, tuple[str, str]] = {
-    "pusht": ("agent target x (px)", "agent target y (px)"),
-    "pusht-dart": ("agent target x (px)", "agent target y (px)"),
-    "can": ("end-effector dx command", "end-effector dy command"),
+    "lnmdn/PushT-v0": ("agent target x (px)", "agent target y (px)"),
+    "lnmdn/Can-v0": ("end-effector dx command", "end-effector dy command"),
     "": ("action dim 0", "action dim 1"),
 }
 
 
 def cell_trajectories(
-    policy: Any, windows: Any, task: BenchTask, env_id: str, preset: BenchPreset, seed: int
+    policy: Any, windows: Any, env_id: str, preset: BenchPreset, seed: int
 ) -> dict[str, Any]:
     """A cell's ``trajectories``: sampled chunks, with the maze paths or the axis labels.
 
     Args:
         policy: the cell's policy.
         windows: the test windows (``make_splits(...).test``).
-        task: the cell's task (its name picks the axis labels).
-        env_id: the env the policy was evaluated in (PointMaze gets :func:`maze_paths`).
+        env_id: the env the policy was evaluated in: PointMaze gets :func:`maze_paths`, the others
+            their :data:`ACTION_AXES` labels.
         preset: its ``trajectory_windows`` and ``trajectory_samples`` say how many.
         seed: seed of the sampling.
 
@@ -50,7 +50,7 @@ def cell_trajectories(
     if env_id.startswith("lnmdn/PointMaze"):
         traj.update(maze_paths(env_id, traj, policy.config.n_obs_steps))
     else:
-        traj["labels"] = list(ACTION_AXES.get(task.name, ACTION_AXES[""]))
+        traj["labels"] = list(ACTION_AXES.get(env_id, ACTION_AXES[""]))
     return traj
 
 
