@@ -111,7 +111,9 @@ class PushTEnv(gym.Env[Any, np.ndarray]):
           image plus the agent's position (what Diffusion Policy's image policy observes).
 
         Position bounds ``[0, 512]`` are nominal: a block squeezed between the agent and a wall
-        can be pushed through it, as in Diffusion Policy.
+        can be pushed through it, as in Diffusion Policy. Block keypoints are bounded by
+        ``[-r, 512 + r]``, ``r`` the farthest keypoint's distance from the block's position
+        (about 121 px): a T that starts near the edge reaches past it.
 
     Action: ``(2,)`` commanded agent position in px, ``Box(0, 512)``. Non-finite values or a wrong
     shape raise ValueError; finite values outside ``[0, 512]`` are clipped to the workspace
@@ -187,8 +189,13 @@ class PushTEnv(gym.Env[Any, np.ndarray]):
         if self.obs_type == "state":
             return state
         if self.obs_type == "keypoints":
-            n = 2 * len(T_KEYPOINTS) + 2
-            return spaces.Box(0.0, WORKSPACE, shape=(n,), dtype=np.float64)
+            # A keypoint lies within its body-frame radius of the block's position, which may
+            # start near the edge with the T reaching past it (Diffusion Policy's reset range).
+            reach = float(np.max(np.hypot(*np.transpose(T_KEYPOINTS))))
+            n_block = 2 * len(T_KEYPOINTS)
+            low = np.r_[np.full(n_block, -reach), 0.0, 0.0]
+            high = np.r_[np.full(n_block, WORKSPACE + reach), WORKSPACE, WORKSPACE]
+            return spaces.Box(low, high, dtype=np.float64)
         pixels = spaces.Box(0, 255, shape=(self.image_size, self.image_size, 3), dtype=np.uint8)
         if self.obs_type == "pixels":
             return pixels
