@@ -87,12 +87,21 @@ def build(
             "--episodes", min=1, help="Override the recipe's episode count (quick tries)."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes running episodes at once (default: every core, at most 8); the "
+            "dataset is the same for any number.",
+        ),
+    ] = None,
 ) -> None:
     """Run the experts and write their Minari datasets (atomically; seeded, reproducible)."""
     import minari
 
     from lnmdn_datasets.embedded import embedded_path, install_embedded
-    from lnmdn_datasets.recipes import RECIPES, get_recipe
+    from lnmdn_datasets.recipes import RECIPES, build_workers, get_recipe
     from lnmdn_datasets.recipes import build as build_recipe
 
     ids = list(RECIPES) if all_ else list(dataset_ids or [])
@@ -112,7 +121,9 @@ def build(
             typer.echo(f"{recipe.dataset_id}: installed the embedded copy (same recipe and seeds)")
             continue
         try:
-            report = build_recipe(recipe, force=force, n_episodes=episodes)
+            report = build_recipe(
+                recipe, force=force, n_episodes=episodes, workers=workers or build_workers()
+            )
         except (FileExistsError, RuntimeError, ImportError) as err:
             raise _fail(str(err)) from None
         typer.echo(

@@ -62,7 +62,7 @@ def ensure_local(dataset_id: str) -> bool:
             dataset_id,
         )
         try:
-            recipes.build(recipe)
+            recipes.build(recipe, workers=recipes.build_workers())
         except FileExistsError:
             if dataset_id not in minari.list_local_datasets():
                 raise

@@ -6,6 +6,7 @@ One recipe per Minari id::
     lnmdn/pusht/expert-v1                 PushTExpert (deterministic)  on lnmdn/PushT-v0
     lnmdn/pusht/expert-v2                 the same, keypoint observations (obs_type="keypoints")
     lnmdn/pusht/expert-v3                 v2 with DART noise injection (labels: the clean actions)
+    lnmdn/pusht/expert-v4                 v3 with 1000 episodes (its first 200 are v3's)
     lnmdn/can/expert-v0                   CanExpert         on lnmdn/Can-v0
     lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
                                           (maze: umaze, medium, large, bimodal)
@@ -26,11 +27,15 @@ seed; the same recipe and seed give identical arrays.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import logging
+import multiprocessing
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +49,7 @@ from lnmdn_datasets.minari_io import (
     write_dataset,
 )
 from lnmdn_envs.suggest import did_you_mean
+from lnmdn_envs.vector import spawn_is_safe
 
 __all__ = [
     "EXPERT_SEED_SALT",
@@ -51,6 +57,7 @@ __all__ = [
     "BuildReport",
     "Recipe",
     "build",
+    "build_workers",
     "get_recipe",
     "record_episode",
 ]
@@ -184,6 +191,23 @@ RECIPES: dict[str, Recipe] = {
             ),
         ),
         Recipe(
+            "lnmdn/pusht/expert-v4",
+            "lnmdn/PushT-v0",
+            "lnmdn_datasets.experts.pusht:PushTExpert",
+            n_episodes=1000,
+            expert_kwargs=_DETERMINISTIC_PUSHER,
+            env_kwargs={"obs_type": "keypoints"},
+            action_noise=ActionNoise(std=10.0),
+            auto_build=True,
+            description=(
+                "Push-T (lnmdn/PushT-v0, keypoint observations): expert-v3's recipe (the "
+                "deterministic pusher, DART noise of 10 px, clean labels in "
+                "infos['expert_action']) run for 1000 successful episodes instead of 200, from "
+                "the same seeds on, so its first 200 episodes are expert-v3's; for measuring "
+                "how success scales with the number of demonstrations."
+            ),
+        ),
+        Recipe(
             "lnmdn/can/expert-v0",
             "lnmdn/Can-v0",
             "lnmdn_datasets.experts.can:CanExpert",
@@ -268,6 +292,75 @@ class BuildReport:
         return self.succeeded / max(self.attempted, 1)
 
 
+def build_workers() -> int:
+    """Default worker processes of a build: every core, at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+_worker_state: dict[str, Any] = {}
+
+
+def _start_worker(recipe: Recipe) -> None:
+    from lnmdn_envs import make_task_env
+
+    _worker_state["env"] = make_task_env(recipe.task_id, **recipe.env_kwargs)
+    _worker_state["expert"] = recipe.make_expert()
+    _worker_state["noise"] = recipe.action_noise
+
+
+def _worker_episode(seed: int) -> tuple[EpisodeRecord, bool]:
+    s = _worker_state
+    return record_episode(s["env"], s["expert"], seed, s["noise"])
+
+
+@contextlib.contextmanager
+def _episode_stream(
+    recipe: Recipe, seeds: range, workers: int
+) -> Iterator[Iterator[tuple[EpisodeRecord, bool]]]:
+    """``record_episode`` of each seed in order: in this process, or in ``workers`` processes.
+
+    Leaving the context stops the workers; episodes run ahead of what the caller took are
+    dropped.
+    """
+    if workers == 1:
+        from lnmdn_envs import make_task_env
+
+        env = make_task_env(recipe.task_id, **recipe.env_kwargs)
+        expert = recipe.make_expert()
+        try:
+            yield (record_episode(env, expert, seed, recipe.action_noise) for seed in seeds)
+        finally:
+            env.close()
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    ahead = threading.BoundedSemaphore(2 * workers)
+    stop = threading.Event()
+
+    def paced() -> Iterator[int]:
+        # Pool.imap queues its whole input at once; this keeps it 2 x workers seeds ahead of
+        # the caller. Pool.terminate joins the thread iterating this, so it must not block.
+        for seed in seeds:
+            while not ahead.acquire(timeout=0.05):
+                if stop.is_set():
+                    return
+            yield seed
+
+    def taken(
+        results: Iterator[tuple[EpisodeRecord, bool]],
+    ) -> Iterator[tuple[EpisodeRecord, bool]]:
+        for result in results:
+            ahead.release()
+            yield result
+
+    pool = ctx.Pool(workers, initializer=_start_worker, initargs=(recipe,))
+    try:
+        yield taken(pool.imap(_worker_episode, paced()))
+    finally:
+        stop.set()
+        pool.terminate()
+        pool.join()
+
+
 def build(
     recipe: Recipe | str,
     *,
@@ -275,6 +368,7 @@ def build(
     n_episodes: int | None = None,
     write: bool = True,
     progress: bool = True,
+    workers: int = 1,
 ) -> BuildReport:
     """Run a recipe and write its Minari dataset (atomically).
 
@@ -284,6 +378,10 @@ def build(
         n_episodes: override the recipe's episode count (for quick tries; recorded in metadata).
         write: write the dataset (False: only run the expert and return the episodes).
         progress: show a tqdm progress bar.
+        workers: processes running episodes at once (``forkserver`` workers, each with its own
+            env and expert). Episodes depend on their seed alone and are kept in seed order, so
+            any number of workers writes the same dataset (at most ``2 * workers`` episodes
+            run past the last one needed, and are dropped).
 
     Returns:
         A :class:`BuildReport`.
@@ -294,46 +392,53 @@ def build(
     """
     from tqdm.auto import tqdm
 
-    from lnmdn_envs import make_task_env
-
     if isinstance(recipe, str):
         recipe = get_recipe(recipe)
     target = recipe.n_episodes if n_episodes is None else int(n_episodes)
     if target < 1:
         raise ValueError(f"n_episodes must be >= 1, got {target}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1 (1: no worker processes), got {workers!r}")
+    if workers > 1 and not spawn_is_safe():
+        logger.warning(
+            "building %s in this process: worker processes would re-run this script's top "
+            'level; call build(..., workers=%d) under `if __name__ == "__main__":`',
+            recipe.dataset_id,
+            workers,
+        )
+        workers = 1
     if write and not force and (minari_root() / recipe.dataset_id).exists():
         raise FileExistsError(
             f"dataset {recipe.dataset_id!r} already exists in {minari_root()}; pass --force "
             "(force=True) to rebuild it"
         )
     max_attempts = recipe.max_attempts or 2 * target + 20
-    env = make_task_env(recipe.task_id, **recipe.env_kwargs)
-    expert = recipe.make_expert()
+    seeds = range(recipe.base_seed, recipe.base_seed + max_attempts)
     kept: list[EpisodeRecord] = []
     failed: list[int] = []
     attempted = 0
     start = time.perf_counter()
     bar = tqdm(total=target, desc=recipe.dataset_id, unit="ep", disable=None if progress else True)
-    try:
-        while len(kept) < target:
-            if attempted >= max_attempts:
-                raise RuntimeError(
-                    f"{recipe.expert_name} succeeded in {len(kept)} of {attempted} episodes on "
-                    f"{recipe.task_id}; {target} successes were needed. The expert is not good "
-                    "enough for this recipe."
-                )
-            seed = recipe.base_seed + attempted
-            record, ok = record_episode(env, expert, seed, recipe.action_noise)
-            attempted += 1
-            if ok:
-                kept.append(record)
-                bar.update(1)
-            else:
-                failed.append(seed)
-            bar.set_postfix(success=f"{len(kept) / attempted:.3f}", attempts=attempted)
-    finally:
-        bar.close()
-        env.close()
+    with _episode_stream(recipe, seeds, workers) as episodes:
+        try:
+            for seed, (record, ok) in zip(seeds, episodes, strict=False):
+                attempted += 1
+                if ok:
+                    kept.append(record)
+                    bar.update(1)
+                else:
+                    failed.append(seed)
+                bar.set_postfix(success=f"{len(kept) / attempted:.3f}", attempts=attempted)
+                if len(kept) == target:
+                    break
+        finally:
+            bar.close()
+    if len(kept) < target:
+        raise RuntimeError(
+            f"{recipe.expert_name} succeeded in {len(kept)} of {attempted} episodes on "
+            f"{recipe.task_id}; {target} successes were needed. The expert is not good "
+            "enough for this recipe."
+        )
     seconds = time.perf_counter() - start
     report = BuildReport(recipe.dataset_id, kept, attempted, len(kept), failed, seconds)
     logger.info(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import minari
 import numpy as np
 import pytest
@@ -138,6 +140,7 @@ def test_recipe_table():
         "lnmdn/pusht/expert-v1",
         "lnmdn/pusht/expert-v2",
         "lnmdn/pusht/expert-v3",
+        "lnmdn/pusht/expert-v4",
         "lnmdn/can/expert-v0",
         "lnmdn/pointmaze-umaze/expert-v0",
         "lnmdn/pointmaze-medium/expert-v0",
@@ -172,6 +175,46 @@ def test_small_real_builds_replay(dataset_id):
     assert ds.recover_environment().observation_space == ds.observation_space
     report = verify(dataset_id, progress=False, atol=0.0)
     assert report.ok and report.max_obs_error == 0.0
+
+
+@pytest.mark.parametrize(
+    ("small", "large"),
+    [("lnmdn/pusht/expert-v3", "lnmdn/pusht/expert-v4")],
+)
+def test_larger_versions_extend_the_smaller_ones(small, large):
+    """A version that only asks for more episodes starts with the smaller version's episodes:
+    same recipe otherwise, and its first episodes are the same arrays."""
+    a, b = get_recipe(small), get_recipe(large)
+    assert b.n_episodes == 5 * a.n_episodes
+    assert (
+        dataclasses.replace(
+            b, dataset_id=a.dataset_id, n_episodes=a.n_episodes, description=a.description
+        )
+        == a
+    )
+    first = [build(r, n_episodes=2, write=False, progress=False).episodes for r in (a, b)]
+    for x, y in zip(*first, strict=True):
+        assert x.seed == y.seed
+        np.testing.assert_array_equal(x.observations, y.observations)
+        np.testing.assert_array_equal(x.actions, y.actions)
+
+
+def test_worker_processes_build_the_same_episodes():
+    """Episodes depend on their seed alone: two worker processes keep the same successes, in seed
+    order, and count the same failed attempts (v3's expert fails seed 2)."""
+    serial, parallel = (
+        build("lnmdn/pusht/expert-v3", n_episodes=3, write=False, progress=False, workers=w)
+        for w in (1, 2)
+    )
+    assert serial.failed_seeds == parallel.failed_seeds == [2]
+    assert (serial.attempted, parallel.attempted) == (4, 4)
+    for a, b in zip(serial.episodes, parallel.episodes, strict=True):
+        assert a.seed == b.seed
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.infos["expert_action"], b.infos["expert_action"])
+    with pytest.raises(ValueError, match="workers must be an int >= 1"):
+        build("lnmdn/pusht/expert-v3", n_episodes=1, write=False, workers=0)
 
 
 def test_env_kwargs_are_recorded_and_read_back(tmp_path):
