@@ -399,6 +399,8 @@ def build(
         raise ValueError(f"n_episodes must be >= 1, got {target}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1 (1: no worker processes), got {workers!r}")
+    if workers > 1 and multiprocessing.current_process().daemon:
+        workers = 1  # a daemonic process (a multiprocessing.Pool worker) may not have children
     if workers > 1 and not spawn_is_safe():
         logger.warning(
             "building %s in this process: worker processes would re-run this script's top "
