@@ -33,6 +33,7 @@ import importlib.metadata
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -297,6 +298,15 @@ def build_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def _picklable(recipe: Recipe) -> bool:
+    """Whether worker processes can receive ``recipe`` (not with a locally defined expert)."""
+    try:
+        pickle.dumps(recipe)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
 _worker_state: dict[str, Any] = {}
 
 
@@ -381,7 +391,8 @@ def build(
         workers: processes running episodes at once (``forkserver`` workers, each with its own
             env and expert). Episodes depend on their seed alone and are kept in seed order, so
             any number of workers writes the same dataset (at most ``2 * workers`` episodes
-            run past the last one needed, and are dropped).
+            run past the last one needed, and are dropped). A recipe that cannot be pickled
+            (an expert class defined inside a function) builds in this process.
 
     Returns:
         A :class:`BuildReport`.
@@ -400,7 +411,12 @@ def build(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1 (1: no worker processes), got {workers!r}")
     if workers > 1 and multiprocessing.current_process().daemon:
-        workers = 1  # a daemonic process (a multiprocessing.Pool worker) may not have children
+        # a daemonic process (a multiprocessing.Pool worker) may not have children
+        logger.info("building %s in this process: it is a daemonic process", recipe.dataset_id)
+        workers = 1
+    if workers > 1 and not _picklable(recipe):
+        logger.info("building %s in this process: its recipe cannot be pickled", recipe.dataset_id)
+        workers = 1
     if workers > 1 and not spawn_is_safe():
         logger.warning(
             "building %s in this process: worker processes would re-run this script's top "

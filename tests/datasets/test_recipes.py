@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import minari
 import numpy as np
@@ -199,13 +200,15 @@ def test_larger_versions_extend_the_smaller_ones(small, large):
         np.testing.assert_array_equal(x.actions, y.actions)
 
 
-def test_worker_processes_build_the_same_episodes():
+def test_worker_processes_build_the_same_episodes(caplog):
     """Episodes depend on their seed alone: two worker processes keep the same successes, in seed
     order, and count the same failed attempts (v3's expert fails seed 2)."""
-    serial, parallel = (
-        build("lnmdn/pusht/expert-v3", n_episodes=3, write=False, progress=False, workers=w)
-        for w in (1, 2)
-    )
+    with caplog.at_level(logging.INFO, logger="lnmdn_datasets.recipes"):
+        serial, parallel = (
+            build("lnmdn/pusht/expert-v3", n_episodes=3, write=False, progress=False, workers=w)
+            for w in (1, 2)
+        )
+    assert "in this process" not in caplog.text  # the two workers did run
     assert serial.failed_seeds == parallel.failed_seeds == [2]
     assert (serial.attempted, parallel.attempted) == (4, 4)
     for a, b in zip(serial.episodes, parallel.episodes, strict=True):
