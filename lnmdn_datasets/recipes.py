@@ -28,6 +28,7 @@ seed; the same recipe and seed give identical arrays.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.metadata
 import logging
@@ -126,6 +127,26 @@ class Recipe:
 #: PushTExpert made deterministic (always the best push, one push speed): v1, and v2 observing it.
 _DETERMINISTIC_PUSHER: dict[str, Any] = {"near_best": 1.0, "push_scale": (1.0, 1.0)}
 
+#: expert-v3: v2's deterministic pusher with DART noise; expert-v4 is the same for 1000 episodes.
+_PUSHT_DART = Recipe(
+    "lnmdn/pusht/expert-v3",
+    "lnmdn/PushT-v0",
+    "lnmdn_datasets.experts.pusht:PushTExpert",
+    n_episodes=200,
+    expert_kwargs=_DETERMINISTIC_PUSHER,
+    env_kwargs={"obs_type": "keypoints"},
+    action_noise=ActionNoise(std=10.0),
+    auto_build=True,
+    description=(
+        "Push-T (lnmdn/PushT-v0, keypoint observations as expert-v2): the deterministic "
+        "pusher with DART noise injection (Laskey et al. 2017): the env executed the "
+        "expert's commanded position plus Gaussian noise of 10 px per axis and step, so "
+        "the demonstrations visit states off the expert's own path; infos['expert_action'] "
+        "holds the expert's clean action in each state, the label policies train on "
+        "(actions are as executed, for replay)."
+    ),
+)
+
 _MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large", "bimodal": "Bimodal"}
 
 RECIPES: dict[str, Recipe] = {
@@ -173,33 +194,11 @@ RECIPES: dict[str, Recipe] = {
                 "episodes."
             ),
         ),
-        Recipe(
-            "lnmdn/pusht/expert-v3",
-            "lnmdn/PushT-v0",
-            "lnmdn_datasets.experts.pusht:PushTExpert",
-            n_episodes=200,
-            expert_kwargs=_DETERMINISTIC_PUSHER,
-            env_kwargs={"obs_type": "keypoints"},
-            action_noise=ActionNoise(std=10.0),
-            auto_build=True,
-            description=(
-                "Push-T (lnmdn/PushT-v0, keypoint observations as expert-v2): the deterministic "
-                "pusher with DART noise injection (Laskey et al. 2017): the env executed the "
-                "expert's commanded position plus Gaussian noise of 10 px per axis and step, so "
-                "the demonstrations visit states off the expert's own path; infos['expert_action'] "
-                "holds the expert's clean action in each state, the label policies train on "
-                "(actions are as executed, for replay)."
-            ),
-        ),
-        Recipe(
-            "lnmdn/pusht/expert-v4",
-            "lnmdn/PushT-v0",
-            "lnmdn_datasets.experts.pusht:PushTExpert",
+        _PUSHT_DART,
+        dataclasses.replace(
+            _PUSHT_DART,
+            dataset_id="lnmdn/pusht/expert-v4",
             n_episodes=1000,
-            expert_kwargs=_DETERMINISTIC_PUSHER,
-            env_kwargs={"obs_type": "keypoints"},
-            action_noise=ActionNoise(std=10.0),
-            auto_build=True,
             description=(
                 "Push-T (lnmdn/PushT-v0, keypoint observations): expert-v3's recipe (the "
                 "deterministic pusher, DART noise of 10 px, clean labels in "
@@ -307,20 +306,53 @@ def _picklable(recipe: Recipe) -> bool:
     return True
 
 
-_worker_state: dict[str, Any] = {}
+def _usable_workers(recipe: Recipe, workers: int) -> int:
+    """``workers``, or 1 where worker processes cannot run the recipe (logged, with the reason)."""
+    if workers == 1:
+        return 1
+    if multiprocessing.current_process().daemon:
+        reason = "it is a daemonic process, which may not have children"
+    elif not _picklable(recipe):
+        reason = "its recipe cannot be pickled"
+    elif not spawn_is_safe():
+        logger.warning(
+            "building %s in this process: worker processes would re-run this script's top "
+            'level; call build(..., workers=%d) under `if __name__ == "__main__":`',
+            recipe.dataset_id,
+            workers,
+        )
+        return 1
+    else:
+        return workers
+    logger.info("building %s in this process: %s", recipe.dataset_id, reason)
+    return 1
+
+
+class _EpisodeRunner:
+    """A recipe's env and expert, running one seeded episode per call (in a worker or here)."""
+
+    def __init__(self, recipe: Recipe):
+        from lnmdn_envs import make_task_env
+
+        self.env = make_task_env(recipe.task_id, **recipe.env_kwargs)
+        self.expert = recipe.make_expert()
+        self.noise = recipe.action_noise
+
+    def __call__(self, seed: int) -> tuple[EpisodeRecord, bool]:
+        return record_episode(self.env, self.expert, seed, self.noise)
+
+
+_worker_runner: _EpisodeRunner | None = None
 
 
 def _start_worker(recipe: Recipe) -> None:
-    from lnmdn_envs import make_task_env
-
-    _worker_state["env"] = make_task_env(recipe.task_id, **recipe.env_kwargs)
-    _worker_state["expert"] = recipe.make_expert()
-    _worker_state["noise"] = recipe.action_noise
+    global _worker_runner
+    _worker_runner = _EpisodeRunner(recipe)
 
 
 def _worker_episode(seed: int) -> tuple[EpisodeRecord, bool]:
-    s = _worker_state
-    return record_episode(s["env"], s["expert"], seed, s["noise"])
+    assert _worker_runner is not None, "the pool's initializer makes the runner"
+    return _worker_runner(seed)
 
 
 @contextlib.contextmanager
@@ -333,14 +365,11 @@ def _episode_stream(
     dropped.
     """
     if workers == 1:
-        from lnmdn_envs import make_task_env
-
-        env = make_task_env(recipe.task_id, **recipe.env_kwargs)
-        expert = recipe.make_expert()
+        runner = _EpisodeRunner(recipe)
         try:
-            yield (record_episode(env, expert, seed, recipe.action_noise) for seed in seeds)
+            yield map(runner, seeds)
         finally:
-            env.close()
+            runner.env.close()
         return
     ctx = multiprocessing.get_context("forkserver")
     ahead = threading.BoundedSemaphore(2 * workers)
@@ -410,21 +439,7 @@ def build(
         raise ValueError(f"n_episodes must be >= 1, got {target}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1 (1: no worker processes), got {workers!r}")
-    if workers > 1 and multiprocessing.current_process().daemon:
-        # a daemonic process (a multiprocessing.Pool worker) may not have children
-        logger.info("building %s in this process: it is a daemonic process", recipe.dataset_id)
-        workers = 1
-    if workers > 1 and not _picklable(recipe):
-        logger.info("building %s in this process: its recipe cannot be pickled", recipe.dataset_id)
-        workers = 1
-    if workers > 1 and not spawn_is_safe():
-        logger.warning(
-            "building %s in this process: worker processes would re-run this script's top "
-            'level; call build(..., workers=%d) under `if __name__ == "__main__":`',
-            recipe.dataset_id,
-            workers,
-        )
-        workers = 1
+    workers = _usable_workers(recipe, workers)
     if write and not force and (minari_root() / recipe.dataset_id).exists():
         raise FileExistsError(
             f"dataset {recipe.dataset_id!r} already exists in {minari_root()}; pass --force "
