@@ -9,7 +9,10 @@ To=2, T=16) trains on real windows of the embedded Push-T data. For each policy 
 * ``threads=2``: two intra-op threads;
 * ``batch=256``: a 4x larger batch (the learning rate would scale with it);
 * ``batch=256 threads=2`` and ``batch=256 bf16``: the combinations;
-* ``compile``: ``torch.compile`` of the loss at batch 256 (compile time excluded, reported apart).
+* ``compile``: ``torch.compile`` of the loss at batch 256 (compile time excluded, reported apart);
+* with ``--device cuda``, the GPU rows instead of the CPU candidates: batches of 64, 256 and
+  1024 in float32 and in bfloat16 autocast, the windows kept on the GPU; the ratios are still
+  against the CPU baseline, measured in the same run on that machine's CPU.
 
 Rows of one policy are timed in interleaved rounds (each round times a few steps of every row), so
 a change of machine load hits all rows alike; the best round of each row is kept. Results are
@@ -19,6 +22,7 @@ run would need at that speed (20,479 training windows per epoch).
     .venv/bin/python benchmarks/train_speed.py                          # every policy
     .venv/bin/python benchmarks/train_speed.py --policies liquid_mdn diffusion --rounds 5
     .venv/bin/python benchmarks/train_speed.py --no-compile --json results/train_speed.json
+    python benchmarks/train_speed.py --device cuda --no-compile     # a GPU machine's rows too
 """
 
 from __future__ import annotations
@@ -42,9 +46,18 @@ PUSHT = "lnmdn/pusht/expert-v0"
 TRAIN_WINDOWS = 20_479  # Push-T training windows (140 episodes, To=2, T=16, Ta=8)
 
 
-def candidates(name: str, use_compile: bool) -> list[tuple[str, dict[str, Any]]]:
-    """(row label, settings) of one policy; settings: batch, threads, bf16, compile, overrides."""
-    base = {"batch": 64, "threads": 1, "bf16": False, "compile": False, "overrides": {}}
+def candidates(
+    name: str, use_compile: bool, device: str = "cpu"
+) -> list[tuple[str, dict[str, Any]]]:
+    """(label, settings) of one policy's rows: batch, threads, bf16, compile, overrides, device."""
+    base = {
+        "batch": 64,
+        "threads": 1,
+        "bf16": False,
+        "compile": False,
+        "overrides": {},
+        "device": "cpu",
+    }
     rows = []
     if name.endswith("_mdn"):
         rows.append(("baseline (step decoder)", {**base, "overrides": {"mixture": "step"}}))
@@ -52,6 +65,12 @@ def candidates(name: str, use_compile: bool) -> list[tuple[str, dict[str, Any]]]
     else:
         rows.append(("baseline", base))
     head = rows[-1][1]
+    if device != "cpu":  # a GPU run: today's CPU loop (the ratios' base), then the GPU rows
+        for batch in (64, 256, 1024):
+            for bf16 in (False, True):
+                label = f"{device} batch={batch}" + (" bf16" if bf16 else "")
+                rows.append((label, {**head, "batch": batch, "bf16": bf16, "device": device}))
+        return rows
     rows += [
         ("bf16", {**head, "bf16": True}),
         ("threads=2", {**head, "threads": 2}),
@@ -69,10 +88,11 @@ def make_step(name: str, settings: dict[str, Any], data: Any) -> tuple[Callable[
     torch.manual_seed(0)
     splits = data[0]
     policy = make_policy(name, stats=splits.stats, obs_dim=5, action_dim=2, **settings["overrides"])
-    policy.train()
+    device = torch.device(settings["device"])
+    policy.to(device).train()
     if isinstance(policy, TrainingHooks):  # mid-run: the step decoder then mixes in its
         policy.on_epoch_start(1, 2)  # free-running pass
-    obs_all, act_all = data[1], data[2]
+    obs_all, act_all = data[1].to(device), data[2].to(device)  # the windows live on the device
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
     model: Callable[..., Any] = policy
     if settings["compile"]:
@@ -81,10 +101,10 @@ def make_step(name: str, settings: dict[str, Any], data: Any) -> tuple[Callable[
     g = torch.Generator().manual_seed(1)
 
     def step() -> None:
-        idx = torch.randint(0, len(obs_all), (b,), generator=g)
+        idx = torch.randint(0, len(obs_all), (b,), generator=g).to(device)
         batch = {"obs": obs_all[idx], "action": act_all[idx]}
         ctx = (
-            torch.autocast("cpu", dtype=torch.bfloat16)
+            torch.autocast(device.type, dtype=torch.bfloat16)
             if settings["bf16"]
             else contextlib.nullcontext()
         )
@@ -99,12 +119,21 @@ def make_step(name: str, settings: dict[str, Any], data: Any) -> tuple[Callable[
     with torch_threads(settings["threads"]):
         step()  # warm-up (and compilation)
         step()
+        sync(device)
     return step, (time.perf_counter() - t0) if settings["compile"] else 0.0
 
 
-def measure(name: str, rounds: int, steps: int, use_compile: bool, data: Any) -> list[dict]:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a GPU runs asynchronously of the timer)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(
+    name: str, rounds: int, steps: int, use_compile: bool, data: Any, device: str = "cpu"
+) -> list[dict]:
     """Samples/s of every candidate row of ``name``, interleaved over ``rounds``."""
-    rows = candidates(name, use_compile)
+    rows = candidates(name, use_compile, device)
     built = []
     for label, settings in rows:
         step, compile_s = make_step(name, settings, data)
@@ -115,6 +144,7 @@ def measure(name: str, rounds: int, steps: int, use_compile: bool, data: Any) ->
                 t0 = time.perf_counter()
                 for _ in range(steps):
                     step()
+                sync(torch.device(settings["device"]))
                 times.append((time.perf_counter() - t0) / steps)
     base = None
     out = []
@@ -130,6 +160,7 @@ def measure(name: str, rounds: int, steps: int, use_compile: bool, data: Any) ->
                 "threads": settings["threads"],
                 "bf16": settings["bf16"],
                 "compile": settings["compile"],
+                "device": settings["device"],
                 "samples_per_s": rate,
                 "x_baseline": rate / base,
                 "epoch_s": TRAIN_WINDOWS / rate,
@@ -147,6 +178,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="optimiser steps per row per round")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--device", default="cpu", help="cuda or cuda:N adds GPU rows (default: cpu rows only)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     names = args.policies or available_policies()
@@ -156,7 +190,7 @@ def main() -> None:
         splits = make_splits(PUSHT, probe.config, seed=0)
         obs, act = splits.train.window_arrays()
         data = (splits, torch.from_numpy(obs), torch.from_numpy(act))
-        results += measure(name, args.rounds, args.steps, args.compile, data)
+        results += measure(name, args.rounds, args.steps, args.compile, data, args.device)
         header = f"{'policy':<11} {'row':<24} {'samples/s':>9} {'x base':>7} {'epoch s':>8}"
         print(f"\n{header} {'120 ep min':>10} {'compile s':>9}")
         for r in results:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from lnmdn_agents.bench.presets import BenchPreset
+from lnmdn_agents.evaluation.seeds import fork_torch_rng
 
 __all__ = ["ACTION_AXES", "cell_trajectories", "maze_paths", "trajectory_samples"]
 
@@ -60,7 +61,7 @@ def trajectory_samples(policy: Any, windows: Any, n: int, k: int, seed: int) -> 
     items = [windows[int(i)] for i in idx]
     obs = torch.stack([torch.as_tensor(it["obs"]) for it in items])
     demo = torch.stack([torch.as_tensor(it["action"]) for it in items])
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    with fork_torch_rng(policy), torch.no_grad():
         torch.manual_seed(seed)
         policy.reset(None)
         samples = policy.sample_chunks(obs, k)

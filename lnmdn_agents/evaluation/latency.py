@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lnmdn_agents.evaluation.seeds import fork_torch_rng
 from lnmdn_agents.policies.base import Policy
 
 __all__ = ["count_parameters", "measure_latency", "policy_latency", "torch_threads"]
@@ -141,7 +142,7 @@ def policy_latency(
     obs_n = torch.rand(batch_size, c.n_obs_steps, c.obs_dim, generator=g) * 2 - 1
     norm = getattr(policy, "normalizer", None)
     if norm is not None:
-        lo, hi = norm.obs_min, norm.obs_max
+        lo, hi = norm.obs_min.cpu(), norm.obs_max.cpu()  # the observation is built on the CPU
         obs = (obs_n + 1) * 0.5 * (hi - lo) + lo
     else:
         obs = obs_n
@@ -160,7 +161,7 @@ def policy_latency(
     e2e_ms: list[float] = []
     head_ms: list[float] = []
     has_backbone = False
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    with fork_torch_rng(policy), torch.no_grad():
         torch.manual_seed(seed)
         for r, n in enumerate(per_round):
             e2e_ms += _timed(call, n, warmup if r == 0 else 0)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from lnmdn_agents.evaluation.seeds import fork_torch_rng
 from lnmdn_agents.evaluation.video import collect_frames
 from lnmdn_agents.policies.base import Policy
 
@@ -153,7 +154,7 @@ def rollout(
     log_batches = progress and (bar is None or bar.disable)
     t_start = time.perf_counter()
     try:
-        with torch.random.fork_rng(devices=[]):
+        with fork_torch_rng(policy):
             torch.manual_seed(torch_seed)
             while len(results) < n_episodes:
                 with torch.no_grad():

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lnmdn_agents.evaluation.seeds import fork_torch_rng
 from lnmdn_agents.policies.base import Policy
 
 __all__ = ["evaluate_offline", "offline_metrics", "window_index"]
@@ -168,12 +169,13 @@ def offline_metrics(
 
         # a bar on a terminal only (disable=None): redraws flood a log file
         starts = tqdm(starts, desc="offline eval", unit="batch", leave=False, disable=None)
+    device = torch.device(getattr(policy, "device", "cpu"))  # the windows go where it runs
     try:
-        with torch.random.fork_rng(devices=[]):
+        with fork_torch_rng(policy):
             torch.manual_seed(seed)
             for s in starts:
-                o = obs_t[s : s + batch_size]
-                a = act_t[s : s + batch_size]
+                o = obs_t[s : s + batch_size].to(device)
+                a = act_t[s : s + batch_size].to(device)
                 b = o.shape[0]
                 a_n = _to_norm(policy, a).double()
 
@@ -190,7 +192,7 @@ def offline_metrics(
 
                 sq_det = (det - a_n) ** 2  # (B, T, Da)
                 sums["mse_deterministic"] += sq_det.mean(dim=(1, 2)).sum().item()
-                per_step += sq_det.mean(dim=2).sum(dim=0)
+                per_step += sq_det.mean(dim=2).sum(dim=0).cpu()
                 mean_chunk = samp.mean(dim=1)
                 sums["mse_sample_mean"] += ((mean_chunk - a_n) ** 2).mean(dim=(1, 2)).sum().item()
                 per_sample = ((samp - a_n[:, None]) ** 2).mean(dim=(2, 3))  # (B, K)

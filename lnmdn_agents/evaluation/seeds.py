@@ -8,18 +8,41 @@ metadata.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["EVAL_SEED_BASE", "check_seeds_disjoint", "dataset_seeds", "eval_seeds"]
+__all__ = [
+    "EVAL_SEED_BASE",
+    "check_seeds_disjoint",
+    "dataset_seeds",
+    "eval_seeds",
+    "fork_torch_rng",
+]
 
 logger = logging.getLogger(__name__)
 
 EVAL_SEED_BASE = 100_000
 """First evaluation seed (Diffusion Policy's test seeds start here; dataset seeds stay below)."""
+
+
+def fork_torch_rng(policy: Any) -> contextlib.AbstractContextManager[Any]:
+    """``torch.random.fork_rng`` over the generators that ``policy``'s sampling draws from.
+
+    The CPU generator always, and the generator of the policy's GPU when it runs on one
+    (``torch.manual_seed`` inside reseeds both, so both are restored on exit).
+    """
+    import torch
+
+    device = torch.device(getattr(policy, "device", "cpu"))
+    if device.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.random.fork_rng(devices=[index])
 
 
 def eval_seeds(n_episodes: int, start: int = EVAL_SEED_BASE) -> list[int]:

@@ -127,7 +127,8 @@ def train(
     log = RunLog(config, start_epoch, step, total_steps, active=rank == 0)
     best = BestCheckpoint(run_dir / BEST_DIR, log.logged("eval/mean_score"))
 
-    obs_all, act_all = (torch.from_numpy(a) for a in splits.train.window_arrays())
+    # The training windows live where the model trains (one copy to a GPU, not one per batch).
+    obs_all, act_all = (torch.from_numpy(a).to(device) for a in splits.train.window_arrays())
     params = [p for p in policy.parameters() if p.requires_grad]
     amp_dtype = PRECISIONS[config.precision]  # float32: autocast off
     for epoch in range(start_epoch, config.epochs):
@@ -138,7 +139,7 @@ def train(
         torch.manual_seed(derived_seed(config.seed, epoch, rank))
         t0 = time.perf_counter()
         for batch_idx in epoch_batches(n_train, batch_size, config.seed, epoch):
-            local = torch.from_numpy(batch_idx[rank::world])
+            local = torch.from_numpy(batch_idx[rank::world]).to(device)
             batch = {"obs": obs_all[local].to(device), "action": act_all[local].to(device)}
             lr = lr_at(step, total_steps, warmup, config.lr, config.min_lr)
             set_lr(optimizer, lr)

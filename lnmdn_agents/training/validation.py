@@ -107,11 +107,12 @@ def validate_closed_loop(
     ``config.seed``; the caller's torch RNG is left as it was.
     """
     from lnmdn_agents.evaluation.rollout import evaluate
+    from lnmdn_agents.evaluation.seeds import fork_torch_rng
 
     was_training = policy.training
     policy.eval()
     seeds = list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + config.eval_episodes))
-    with torch.random.fork_rng(devices=[]):
+    with fork_torch_rng(policy):
         result = evaluate(
             policy,
             env[0],

@@ -20,6 +20,7 @@ from lnmdn_agents.evaluation.rollout import (
     rollout,
     wilson_interval,
 )
+from lnmdn_agents.evaluation.seeds import fork_torch_rng
 from lnmdn_agents.policies.base import PolicyBase, PolicyConfig
 
 PUSHT = "lnmdn/PushT-v0"
@@ -188,6 +189,21 @@ def test_videos_and_stochastic_sampling_are_seeded(tmp_path):
     frames = imageio.mimread(a["videos"][0])
     assert len(frames) == 41  # reset frame + one per single step (40-step limit)
     assert all(e["length"] == 40 for e in a["episodes"] + b["episodes"])
+
+
+def test_evaluation_leaves_the_callers_torch_rng_as_it_was():
+    policy = ChaseBlockPolicy(pusht_cfg(), jitter=20.0)
+    kw = dict(n_episodes=1, n_envs=1, progress=False, env_kwargs={"max_episode_steps": 8})
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    evaluate(policy, PUSHT, torch_seed=7, **kw)  # seeds and samples inside fork_torch_rng
+    assert torch.equal(torch.rand(3), expected)
+    state = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"), fork_torch_rng(policy):
+        torch.manual_seed(0)
+        raise RuntimeError("boom")
+    assert torch.equal(torch.get_rng_state(), state)  # restored on the way out of an error too
 
 
 def test_pointmaze_rollout_sync_and_async_agree():
