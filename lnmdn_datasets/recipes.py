@@ -7,7 +7,9 @@ One recipe per Minari id::
     lnmdn/pusht/expert-v2                 the same, keypoint observations (obs_type="keypoints")
     lnmdn/pusht/expert-v3                 v2 with DART noise injection (labels: the clean actions)
     lnmdn/pusht/expert-v4                 v3 with 1000 episodes (its first 200 are v3's)
+    lnmdn/pusht/expert-v5                 v3 with 2000 episodes (its first 1000 are v4's)
     lnmdn/can/expert-v0                   CanExpert         on lnmdn/Can-v0
+    lnmdn/can/expert-v1                   v0 with 500 episodes (its first 200 are v0's)
     lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
                                           (maze: umaze, medium, large, bimodal)
 
@@ -147,6 +149,20 @@ _PUSHT_DART = Recipe(
     ),
 )
 
+#: expert-v0 of robomimic Can; expert-v1 is the same for 500 episodes.
+_CAN = Recipe(
+    "lnmdn/can/expert-v0",
+    "lnmdn/Can-v0",
+    "lnmdn_datasets.experts.can:CanExpert",
+    n_episodes=200,
+    description=(
+        "robomimic Can (lnmdn/Can-v0, robosuite PickPlaceCan, Panda, OSC_POSE deltas; "
+        "23-D low-dim observation): successful pick-and-place demonstrations of the "
+        "suite's scripted controller with per-episode speeds, offsets and noise."
+    ),
+    auto_build=True,
+)
+
 _MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large", "bimodal": "Bimodal"}
 
 RECIPES: dict[str, Recipe] = {
@@ -207,17 +223,26 @@ RECIPES: dict[str, Recipe] = {
                 "how success scales with the number of demonstrations."
             ),
         ),
-        Recipe(
-            "lnmdn/can/expert-v0",
-            "lnmdn/Can-v0",
-            "lnmdn_datasets.experts.can:CanExpert",
-            n_episodes=200,
+        dataclasses.replace(
+            _PUSHT_DART,
+            dataset_id="lnmdn/pusht/expert-v5",
+            n_episodes=2000,
             description=(
-                "robomimic Can (lnmdn/Can-v0, robosuite PickPlaceCan, Panda, OSC_POSE deltas; "
-                "23-D low-dim observation): successful pick-and-place demonstrations of the "
-                "suite's scripted controller with per-episode speeds, offsets and noise."
+                "Push-T (lnmdn/PushT-v0, keypoint observations): expert-v3's recipe run for 2000 "
+                "successful episodes, from the same seeds on, so its first 1000 episodes are "
+                "expert-v4's; the next step of the data-scaling series."
             ),
-            auto_build=True,
+        ),
+        _CAN,
+        dataclasses.replace(
+            _CAN,
+            dataset_id="lnmdn/can/expert-v1",
+            n_episodes=500,
+            description=(
+                "robomimic Can (lnmdn/Can-v0): expert-v0's recipe run for 500 successful "
+                "episodes instead of 200, from the same seeds on, so its first 200 episodes are "
+                "expert-v0's; for measuring how success on Can scales with the demonstrations."
+            ),
         ),
         *(
             Recipe(

@@ -49,8 +49,8 @@ BENCH_TASKS: dict[str, BenchTask] = {
     t.name: t
     for t in [
         BenchTask("pusht", "lnmdn/pusht/expert-v2"),
-        # Push-T again, on the 1000 demonstrations with DART noise injection (expert-v4)
-        BenchTask("pusht-dart", "lnmdn/pusht/expert-v4"),
+        # Push-T again, on the 2000 demonstrations with DART noise injection (expert-v5)
+        BenchTask("pusht-dart", "lnmdn/pusht/expert-v5"),
         BenchTask("can", "lnmdn/can/expert-v0"),
         *(
             BenchTask(f"pointmaze-{m}", f"lnmdn/pointmaze-{m}/expert-v0")

@@ -397,8 +397,10 @@ def test_ema_schedule_is_read_from_the_policy_config_and_warms_up():
     decays = [EMASchedule().decay(s) for s in (0, 10, 1000, 10**9)]  # Diffusion Policy's values
     assert decays[0] == 0.0 and decays[1] < decays[2] < decays[3] == 0.9999
     assert EMASchedule.from_policy_config(diffusion(use_ema=False)) is None
-    gru = get_policy_class("gru_mdn").config_class()
-    assert EMASchedule.from_policy_config(gru) is None  # a config without the EMA fields
+    gru = get_policy_class("gru_mdn").config_class
+    assert EMASchedule.from_policy_config(gru()) is None  # the MDN heads: off unless asked for
+    assert EMASchedule.from_policy_config(gru(use_ema=True)) == EMASchedule()
+    assert EMASchedule.from_policy_config(get_policy_class("lwd").config_class()) is None
 
 
 def test_ema_update_averages_the_parameters_and_copies_the_buffers():

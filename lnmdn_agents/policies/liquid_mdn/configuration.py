@@ -60,6 +60,12 @@ class RecurrentMDNConfig(BackboneConfig):
             component a trajectory, decoded in one pass from the summary (no previous-action
             input, so nothing to copy); ``"step"``: the autoregressive GRU decoder with a
             K-component mixture per step, fed its previous action (the paper's design).
+        use_ema: train with an exponential moving average of the weights, as Diffusion Policy
+            trains its U-Net; validation, ``best/`` and the run folder get the averaged weights
+            (``lnmdn_agents.training.ema``). Off by default: runs saved before this field existed
+            trained without.
+        ema_power: EMA warm-up power (decay = 1 - (1 + step) ** -ema_power).
+        ema_max_decay: upper bound on the EMA decay.
     """
 
     cell: str = "cfc"
@@ -74,6 +80,9 @@ class RecurrentMDNConfig(BackboneConfig):
     free_running_max: float = 0.5
     prev_action_dropout: float = 0.0
     mixture: str = "chunk"
+    use_ema: bool = False
+    ema_power: float = 0.75
+    ema_max_decay: float = 0.9999
 
     required_cell: ClassVar[str | None] = None
 
@@ -101,6 +110,8 @@ class RecurrentMDNConfig(BackboneConfig):
         check_range(self, "min_std", gt=0)
         check_range(self, "prev_action_dropout", ge=0, lt=1)
         check_range(self, "free_running_max", ge=0, le=1)
+        check_range(self, "ema_max_decay", gt=0, lt=1)
+        check_range(self, "ema_power", gt=0)
 
 
 @dataclass

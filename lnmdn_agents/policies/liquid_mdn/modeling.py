@@ -62,6 +62,13 @@ the training throughput of the step decoder and no T-step loop at inference. ``m
 with ``min_std`` 0.1 is therefore the default; ``mixture="step"`` with ``min_std`` 0.03 keeps the
 paper's decoder. (With the chunk mixture the cell matters, on this one seed: CfC 1.00 / 0.98,
 GRU 0.98 / 0.70, LSTM 0.40 / 0.58; with the step decoder all three reach 1.00.)
+
+``use_ema`` (off by default) averages the weights as Diffusion Policy does. On Push-T v5 (the
+``pusht-dart`` recipe, 0.33M parameters, 50 epochs, two seeds) the head without it swung between
+checkpoints five epochs apart (closed-loop validation score 0.79-0.95 from epoch 20 on), so the
+checkpoint chosen on validation tested 0.52 and 0.57 where the last one tested 0.69 and 0.68;
+with it the validation score stays within 0.86-0.92, the chosen checkpoints test 0.66 and 0.62
+(last: 0.69, 0.65) and the validation NLL is lower (-1.85 against -1.82).
 """
 
 from __future__ import annotations
