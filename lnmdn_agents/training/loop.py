@@ -140,7 +140,7 @@ def train(
         t0 = time.perf_counter()
         for batch_idx in epoch_batches(n_train, batch_size, config.seed, epoch):
             local = torch.from_numpy(batch_idx[rank::world]).to(device)
-            batch = {"obs": obs_all[local].to(device), "action": act_all[local].to(device)}
+            batch = {"obs": obs_all[local], "action": act_all[local]}
             lr = lr_at(step, total_steps, warmup, config.lr, config.min_lr)
             set_lr(optimizer, lr)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
