@@ -19,12 +19,21 @@ from lnmdn_agents.config_fields import check_field_types, check_ints, check_rang
 from lnmdn_agents.policies import PolicyConfig, get_policy_class
 from lnmdn_agents.protocols import get_protocol, protocol_overrides
 
-__all__ = ["PRECISIONS", "RUN_PLACE", "VALIDATION_SEED_BASE", "TrainConfig", "config_diff"]
+__all__ = [
+    "PRECISIONS",
+    "RUN_PLACE",
+    "SELECTIONS",
+    "VALIDATION_SEED_BASE",
+    "TrainConfig",
+    "config_diff",
+]
 
 VALIDATION_SEED_BASE = 50_000
 """First closed-loop validation seed: above the dataset seeds, below the test seeds (100000+)."""
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 """``TrainConfig.precision`` -> the autocast dtype of the training forward pass."""
+SELECTIONS = ("best", "latest_within_se")
+"""``TrainConfig.selection``: the rules that pick the checkpoint kept in ``<run>/best/``."""
 
 
 @dataclass
@@ -62,7 +71,7 @@ class TrainConfig:
             otherwise one log line per epoch (loss, validation, time). False: log lines only.
         policy_overrides: policy config fields to change, e.g. ``{"d_model": 128}``.
         eval_every: closed-loop validation every this many epochs (and after the last); 0
-            disables it. The best checkpoint by mean score is kept in ``<run>/best/``.
+            disables it. The checkpoint ``selection`` picks is kept in ``<run>/best/``.
         eval_env: env of the closed-loop validation; default: the env the dataset was recorded
             in.
         eval_episodes: closed-loop validation episodes, on seeds ``VALIDATION_SEED_BASE, ...``
@@ -72,6 +81,12 @@ class TrainConfig:
             (the liquid-MDN paper's: the policy's observation window spans the horizon,
             ``obs_window="horizon"``, and the windows are split at random); see
             :mod:`lnmdn_agents.protocols`. Evaluation reads it from ``train_config.json``.
+        selection: which validated checkpoint ``<run>/best/`` keeps (:data:`SELECTIONS`):
+            ``"best"``, the highest ``eval/mean_score`` (the earliest of ties); or
+            ``"latest_within_se"``, the latest whose score is within one standard error of
+            the highest (the error of that highest mean over the validation episodes), so that
+            a validation peak no larger than the validation's own noise does not outrank the
+            checkpoints trained after it.
     """
 
     policy: str = "liquid_mdn"
@@ -102,6 +117,7 @@ class TrainConfig:
     eval_episodes: int = 20
     eval_deterministic: bool = True
     protocol: str = "standard"
+    selection: str = "best"
 
     def __post_init__(self) -> None:
         check_field_types(self)  # every field, named when its type is wrong
@@ -127,6 +143,8 @@ class TrainConfig:
         check_ints(self, "num_threads", none_ok=True)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision=}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {self.selection=}")
         if not isinstance(self.policy_overrides, dict):
             raise TypeError(f"policy_overrides must be a dict, got {self.policy_overrides!r}")
         # Fail now, not after loading the data: the protocol must suit the policy, and the
@@ -171,7 +189,7 @@ RUN_PLACE = frozenset({"output_dir", "run_name", "progress", "num_threads", "dev
 """TrainConfig fields that say where and how visibly a run trains, not what it learns."""
 
 
-ADDED_FIELDS: dict[str, Any] = {"precision": "float32", "protocol": "standard"}
+ADDED_FIELDS: dict[str, Any] = {"precision": "float32", "protocol": "standard", "selection": "best"}
 """TrainConfig fields added after runs were saved -> the value those runs trained with."""
 
 

@@ -8,7 +8,8 @@ One record per epoch, with namespaced keys (cleanrl's ``train/``, ``val/``, ``ev
      "train/lr",                                        the rate of the epoch's last step
      "val/loss", "val/nll",                             every val_every epochs
      "eval/success_rate", "eval/mean_score",            every eval_every epochs
-     "eval/mean_length",
+     "eval/mean_length", "eval/std_score",
+     "eval/episodes",
      "charts/samples_per_sec", "charts/epoch_time_s",   time in optimiser steps only
      "charts/train_minutes", "charts/processes"}
 """
@@ -79,10 +80,6 @@ class RunLog:
         )
         self._sums: dict[str, float] = {}
         self._steps = 0
-
-    def logged(self, key: str) -> list[Any]:
-        """The values of ``key`` in the kept records that have it."""
-        return [r[key] for r in self.records if key in r]
 
     def add_step(
         self, epoch: int, loss: torch.Tensor, info: dict[str, float], grad_norm: float | None

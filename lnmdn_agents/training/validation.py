@@ -5,7 +5,7 @@
 - :func:`validate_closed_loop`: ``eval/success_rate``, ``eval/mean_score``, ``eval/mean_length``
   over ``eval_episodes`` episodes on the validation seeds ``VALIDATION_SEED_BASE, ...`` (above
   the dataset's seeds, below the test seeds 100000+, so selection never sees a test start).
-- :class:`BestCheckpoint`: the policy with the best ``eval/mean_score`` so far, in ``<run>/best/``.
+- :class:`BestCheckpoint`: the checkpoint ``TrainConfig.selection`` picks, in ``<run>/best/``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,21 @@ import torch
 
 from lnmdn_agents.checkpoint import BEST_DIR, save_policy
 from lnmdn_agents.training.batches import derived_seed
-from lnmdn_agents.training.config import VALIDATION_SEED_BASE
+from lnmdn_agents.training.config import SELECTIONS, VALIDATION_SEED_BASE
 
 if TYPE_CHECKING:
     from lnmdn_agents.data import WindowDataset
     from lnmdn_agents.policies import PolicyBase
     from lnmdn_agents.training.config import TrainConfig
 
-__all__ = ["BEST_DIR", "BestCheckpoint", "closed_loop_env", "validate", "validate_closed_loop"]
+__all__ = [
+    "BEST_DIR",
+    "BestCheckpoint",
+    "closed_loop_env",
+    "selected_epoch",
+    "validate",
+    "validate_closed_loop",
+]
 
 
 @torch.no_grad()
@@ -101,7 +108,7 @@ def closed_loop_env(
 def validate_closed_loop(
     policy: PolicyBase, config: TrainConfig, env: tuple[str, dict[str, Any]]
 ) -> dict[str, float]:
-    """``eval/success_rate``, ``eval/mean_score``, ``eval/mean_length`` on the validation seeds.
+    """``eval/success_rate``, ``eval/mean_score``, ``std_score``, ``mean_length``, ``episodes``.
 
     Sync envs, actions as ``eval_deterministic`` says, the policy's noise seeded by
     ``config.seed``; the caller's torch RNG is left as it was.
@@ -130,27 +137,72 @@ def validate_closed_loop(
         "eval/success_rate": float(result["success_rate"]),
         "eval/mean_score": float(result["mean_score"]),
         "eval/mean_length": float(result["mean_length"]),
+        "eval/std_score": float(result["std_score"]),
+        "eval/episodes": int(config.eval_episodes),
     }
 
 
 class BestCheckpoint:
-    """The policy with the best closed-loop ``eval/mean_score`` so far, kept in ``<run>/best/``.
+    """The checkpoint closed-loop validation selects so far, kept in ``<run>/best/``.
 
-    A tie keeps the earlier epoch. The weights carry the epoch, the step and the ``eval/*``
-    metrics they were selected on (``lnmdn_agents.checkpoint.policy_metadata(run / "best")``).
+    ``selection`` (:data:`~lnmdn_agents.training.config.SELECTIONS`) says which:
+
+    - ``"best"``: the highest ``eval/mean_score``; a tie keeps the earlier epoch.
+    - ``"latest_within_se"``: the latest whose ``eval/mean_score`` is at least the highest so
+      far minus one standard error of that highest mean (``eval/std_score`` over the square
+      root of ``eval/episodes``; where a record has no std, the largest a score in [0, 1] with
+      that mean can have, ``sqrt(m (1 - m))``, which is exact for a success rate; where it
+      has no ``eval/episodes``, ``episodes``). Offered in
+      epoch order, each new checkpoint is the latest so far, so it replaces the kept one exactly
+      when it lies in that band, and the band only moves when a new checkpoint sets the highest
+      score (which is then kept).
+
+    The weights carry the epoch, the step and the ``eval/*`` metrics they were selected on
+    (``lnmdn_agents.checkpoint.policy_metadata(run / "best")``).
 
     Args:
         directory: the folder to keep it in (``<run>/best``).
-        scores: the ``eval/mean_score`` values already logged by the run (a resumed run's
-            checkpointed epochs), which a new best must beat.
+        records: the ``eval/*`` records already logged by the run (a resumed run's checkpointed
+            epochs), in epoch order.
+        selection: the rule.
+        episodes: validation episodes of records that do not say (logged before
+            ``eval/episodes`` was): the run's ``eval_episodes``.
     """
 
-    def __init__(self, directory: Path, scores: Iterable[float] = ()):
+    def __init__(
+        self,
+        directory: Path,
+        records: Iterable[dict[str, Any]] = (),
+        selection: str = "best",
+        episodes: int = 20,
+    ):
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection=}")
         self.directory = directory
-        self.score = max((float(s) for s in scores), default=-math.inf)
+        self.selection = selection
+        self.episodes = int(episodes)
+        self.score = -math.inf  # the highest score so far
+        self.error = 0.0  # the standard error of that highest mean
+        for record in records:
+            self._admits(record)
+
+    def standard_error(self, record: dict[str, Any]) -> float:
+        """One standard error of ``record["eval/mean_score"]`` over its validation episodes."""
+        mean = float(record["eval/mean_score"])
+        std = record.get("eval/std_score")
+        if std is None:
+            std = math.sqrt(min(max(mean * (1.0 - mean), 0.0), 0.25))
+        return float(std) / math.sqrt(max(int(record.get("eval/episodes", self.episodes)), 1))
+
+    def _admits(self, record: dict[str, Any]) -> bool:
+        score = float(record["eval/mean_score"])
+        if score > self.score:
+            self.score, self.error = score, self.standard_error(record)
+            return True
+        return self.selection == "latest_within_se" and score >= self.score - self.error
 
     def offer(self, policy: PolicyBase, record: dict[str, Any], epoch: int, step: int) -> bool:
-        """Save ``policy`` if ``record["eval/mean_score"]`` beats the best so far.
+        """Save ``policy`` if the rule selects it over the checkpoint kept so far.
 
         Args:
             policy: the policy as validated (the EMA weights when the run keeps an EMA).
@@ -161,9 +213,29 @@ class BestCheckpoint:
         Returns:
             Whether it was saved.
         """
-        if not record["eval/mean_score"] > self.score:
+        if not self._admits(record):
             return False
-        self.score = record["eval/mean_score"]
         evals = {k: v for k, v in record.items() if k.startswith("eval/")}
-        save_policy(policy, self.directory, extra={"epoch": epoch, "step": step, **evals})
+        save_policy(
+            policy,
+            self.directory,
+            extra={"epoch": epoch, "step": step, "selection": self.selection, **evals},
+        )
         return True
+
+
+def selected_epoch(
+    records: Iterable[dict[str, Any]], selection: str = "best", episodes: int = 20
+) -> int | None:
+    """The epoch (epochs done, as ``best/`` records it) whose checkpoint ``selection`` keeps.
+
+    Replays the rule on a run's ``metrics.jsonl`` records (those with ``eval/mean_score``, in
+    epoch order) without touching any weights; None when no record was validated.
+    ``episodes``: the run's ``eval_episodes``, for records that do not log ``eval/episodes``.
+    """
+    rule = BestCheckpoint(Path(), selection=selection, episodes=episodes)
+    kept = None
+    for record in records:
+        if "eval/mean_score" in record and rule._admits(record):
+            kept = int(record["epoch"]) + 1
+    return kept

@@ -304,6 +304,49 @@ def test_closed_loop_validation_keeps_the_best_checkpoint(tmp_path):
     assert read_train_config(run / "best") == read_train_config(run) != {}
 
 
+@pytest.mark.parametrize(
+    ("selection", "kept"),
+    [
+        # success rates over 20 episodes: 0.9's standard error is sqrt(0.9 * 0.1 / 20) = 0.067
+        ("best", {1: True, 2: True, 3: False, 4: False, 5: False}),
+        ("latest_within_se", {1: True, 2: True, 3: True, 4: False, 5: True}),
+    ],
+)
+def test_selection_rules_pick_the_kept_checkpoint(tmp_path, selection, kept):
+    """ "best" keeps the first highest score; "latest_within_se" moves on to every later
+    checkpoint within one standard error of the highest (0.85 and 0.9 after 0.9; not 0.8),
+    and a resumed run's logged records set where the band lies."""
+    from lnmdn_agents.training.validation import BestCheckpoint
+
+    policy = make_policy("gru_mdn", obs_dim=3, action_dim=2, horizon=4, n_action_steps=2)
+    scores = {1: 0.5, 2: 0.9, 3: 0.85, 4: 0.8, 5: 0.9}
+    best = BestCheckpoint(tmp_path / "best", selection=selection)
+    records = []
+    for epoch, score in scores.items():
+        record = {"eval/mean_score": score, "eval/episodes": 20}
+        assert best.offer(policy, record, epoch, 10 * epoch) == kept[epoch], epoch
+        records.append(record)
+    meta = policy_metadata(tmp_path / "best")
+    assert meta["epoch"] == max(e for e, k in kept.items() if k)
+    assert meta["selection"] == selection
+    # a resumed run: the records logged before it set the highest score and its band
+    resumed = BestCheckpoint(tmp_path / "best", records[:3], selection)
+    assert resumed.offer(policy, {"eval/mean_score": 0.8, "eval/episodes": 20}, 4, 40) is False
+    # a logged std replaces the Bernoulli bound: a std of 0.4 over 100 episodes gives 0.04
+    wide = BestCheckpoint(
+        tmp_path / "w",
+        [{"eval/mean_score": 0.9, "eval/std_score": 0.4, "eval/episodes": 100}],
+        "latest_within_se",
+    )
+    assert wide.error == pytest.approx(0.04)
+    assert wide.offer(policy, {"eval/mean_score": 0.87, "eval/episodes": 100}, 2, 20)
+    assert not wide.offer(policy, {"eval/mean_score": 0.85, "eval/episodes": 100}, 3, 30)
+    with pytest.raises(ValueError, match="selection must be one of"):
+        BestCheckpoint(tmp_path / "x", selection="last")
+    with pytest.raises(ValueError, match="selection must be one of"):
+        config(tmp_path, selection="newest")
+
+
 def test_closed_loop_validation_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="eval_every must be an integer >= 0"):
         config(tmp_path, eval_every=-1)
