@@ -12,6 +12,8 @@ One recipe per Minari id::
     lnmdn/can/expert-v1                   v0 with 500 episodes (its first 200 are v0's)
     lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
                                           (maze: umaze, medium, large, bimodal)
+    lnmdn/pointmaze-<maze>/expert-v1      v0 with 1000 episodes (maze: medium, large)
+    lnmdn/pointmaze-<maze>/expert-v2      v1 with DART noise injection (maze: medium, large)
 
 :func:`build` runs the expert on the single-step task env (``lnmdn_envs.make_task_env``) with
 reset seeds ``base_seed, base_seed + 1, ...`` and keeps the **successful** episodes until it has
@@ -165,6 +167,60 @@ _CAN = Recipe(
 
 _MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large", "bimodal": "Bimodal"}
 
+
+def _maze_expert_v0(maze: str) -> Recipe:
+    """expert-v0 of a maze: 200 demonstrations, built on first load."""
+    name = _MAZES[maze]
+    return Recipe(
+        f"lnmdn/pointmaze-{maze}/expert-v0",
+        f"lnmdn/PointMaze-{name}-v0",
+        "lnmdn_datasets.experts.pointmaze:PointMazeExpert",
+        n_episodes=200,
+        description=(
+            f"PointMaze {name} (lnmdn/PointMaze-{name}-v0, observation [x, y, vx, vy, "
+            "goal_x, goal_y], action force [-1, 1]^2): successful demonstrations of a "
+            "shortest-path waypoint planner with a PD tracker, as D4RL's data was made."
+        ),
+        auto_build=True,
+    )
+
+
+def _maze_scaling_recipes(maze: str) -> list[Recipe]:
+    """expert-v1 (1000 episodes) and expert-v2 (v1 with DART noise) of one of the long mazes.
+
+    The 200 episodes of expert-v0 cover few of a long maze's start / goal pairs (the large
+    maze has 46 free cells, so 2070 ordered pairs), and a policy that leaves the expert's path
+    meets states no demonstration shows; v1 measures the first, v2 the second (noise of std 0.5
+    in force units, correlated 0.8 step to step, so the ball drifts off its line for several
+    steps: the expert still succeeds in every episode, 13 % longer on the large maze).
+    """
+    name = _MAZES[maze]
+    v1 = dataclasses.replace(
+        _maze_expert_v0(maze),
+        dataset_id=f"lnmdn/pointmaze-{maze}/expert-v1",
+        n_episodes=1000,
+        description=(
+            f"PointMaze {name} (lnmdn/PointMaze-{name}-v0): expert-v0's recipe run for 1000 "
+            "successful episodes, from the same seeds on, so its first 200 episodes are "
+            "expert-v0's; for measuring how success on a long maze scales with the "
+            "demonstrations."
+        ),
+    )
+    v2 = dataclasses.replace(
+        v1,
+        dataset_id=f"lnmdn/pointmaze-{maze}/expert-v2",
+        action_noise=ActionNoise(std=0.5, corr=0.8),
+        description=(
+            f"PointMaze {name} (lnmdn/PointMaze-{name}-v0): expert-v1 (1000 episodes) with "
+            "DART noise injection: the env executed the expert's force plus noise of std 0.5 "
+            "per axis, correlated 0.8 from step to step, so the ball drifts off the expert's "
+            "line and the expert, replanning, shows the way back; infos['expert_action'] holds "
+            "its clean action, the label policies train on."
+        ),
+    )
+    return [v1, v2]
+
+
 RECIPES: dict[str, Recipe] = {
     r.dataset_id: r
     for r in [
@@ -244,21 +300,9 @@ RECIPES: dict[str, Recipe] = {
                 "expert-v0's; for measuring how success on Can scales with the demonstrations."
             ),
         ),
-        *(
-            Recipe(
-                f"lnmdn/pointmaze-{maze}/expert-v0",
-                f"lnmdn/PointMaze-{name}-v0",
-                "lnmdn_datasets.experts.pointmaze:PointMazeExpert",
-                n_episodes=200,
-                description=(
-                    f"PointMaze {name} (lnmdn/PointMaze-{name}-v0, observation [x, y, vx, vy, "
-                    "goal_x, goal_y], action force [-1, 1]^2): successful demonstrations of a "
-                    "shortest-path waypoint planner with a PD tracker, as D4RL's data was made."
-                ),
-                auto_build=True,
-            )
-            for maze, name in _MAZES.items()
-        ),
+        *(_maze_expert_v0(maze) for maze in _MAZES),
+        *_maze_scaling_recipes("medium"),
+        *_maze_scaling_recipes("large"),
     ]
 }
 

@@ -149,6 +149,10 @@ def test_recipe_table():
         "lnmdn/pointmaze-medium/expert-v0",
         "lnmdn/pointmaze-large/expert-v0",
         "lnmdn/pointmaze-bimodal/expert-v0",
+        "lnmdn/pointmaze-medium/expert-v1",
+        "lnmdn/pointmaze-medium/expert-v2",
+        "lnmdn/pointmaze-large/expert-v1",
+        "lnmdn/pointmaze-large/expert-v2",
     }
     for recipe in RECIPES.values():
         assert recipe.task_id in TASKS
@@ -168,6 +172,7 @@ def test_recipe_table():
         "lnmdn/pointmaze-medium/expert-v0",
         "lnmdn/pointmaze-large/expert-v0",
         "lnmdn/pointmaze-bimodal/expert-v0",
+        "lnmdn/pointmaze-large/expert-v2",
     ],
 )
 def test_small_real_builds_replay(dataset_id):
@@ -186,6 +191,8 @@ def test_small_real_builds_replay(dataset_id):
         ("lnmdn/pusht/expert-v3", "lnmdn/pusht/expert-v4"),
         ("lnmdn/pusht/expert-v4", "lnmdn/pusht/expert-v5"),
         ("lnmdn/can/expert-v0", "lnmdn/can/expert-v1"),
+        ("lnmdn/pointmaze-medium/expert-v0", "lnmdn/pointmaze-medium/expert-v1"),
+        ("lnmdn/pointmaze-large/expert-v0", "lnmdn/pointmaze-large/expert-v1"),
     ],
 )
 def test_larger_versions_extend_the_smaller_ones(small, large):
@@ -276,6 +283,24 @@ def test_dart_noise_records_executed_actions_and_clean_labels():
     env = make_task_env(v2.task_id, **v2.env_kwargs)
     clean = rollout_expert(env, v2.make_expert(), 0, np.random.default_rng(0))
     assert "expert_action" not in clean.infos
+
+
+@pytest.mark.parametrize("maze", ["medium", "large"])
+def test_maze_v2_is_v1_with_correlated_dart_noise(maze):
+    """The long mazes' v2 is v1's recipe plus noise: same seeds, the labels are the clean
+    forces and the executed ones differ from them by the drawn noise (clipped to [-1, 1])."""
+    v1, v2 = (get_recipe(f"lnmdn/pointmaze-{maze}/expert-v{v}") for v in (1, 2))
+    assert v2.action_noise is not None and (v2.action_noise.std, v2.action_noise.corr) == (0.5, 0.8)
+    same = dataclasses.replace(
+        v2, dataset_id=v1.dataset_id, action_noise=None, description=v1.description
+    )
+    assert same == v1
+    episodes = build(v2, n_episodes=2, write=False, progress=False).episodes
+    assert [e.seed for e in episodes] == [0, 1]
+    for e in episodes:
+        labels = e.infos["expert_action"][:-1]
+        assert np.abs(labels).max() <= 1.0 and np.abs(e.actions).max() <= 1.0
+        assert 0.1 < np.abs(e.actions - labels).mean() < 0.5
 
 
 def test_action_noise_rejects_bad_settings():
