@@ -149,13 +149,16 @@ class BestCheckpoint:
 
     - ``"best"``: the highest ``eval/mean_score``; a tie keeps the earlier epoch.
     - ``"latest_within_se"``: the latest whose ``eval/mean_score`` is at least the highest so
-      far minus one standard error of that highest mean (``eval/std_score`` over the square
-      root of ``eval/episodes``; where a record has no std, the largest a score in [0, 1] with
-      that mean can have, ``sqrt(m (1 - m))``, which is exact for a success rate; where it
-      has no ``eval/episodes``, ``episodes``). Offered in
-      epoch order, each new checkpoint is the latest so far, so it replaces the kept one exactly
-      when it lies in that band, and the band only moves when a new checkpoint sets the highest
-      score (which is then kept).
+      far minus one standard error of that highest mean: ``eval/std_score`` over the square
+      root of ``eval/episodes``. A record without a std (logged before it was) counts the
+      largest a score in [0, 1] with that mean can have, ``sqrt(m (1 - m))``, exact for a
+      success rate; one without ``eval/episodes`` counts ``episodes``. The error is at least
+      that of a perfect validation (n successes in n episodes) by the plus-four (Agresti-Coull)
+      estimate, ``sqrt(q (1 - q) / (n + 4))`` with ``q = (n + 2) / (n + 4)`` (0.056 for 20
+      episodes), since n episodes cannot show a success rate to be exactly 1. Offered in
+      epoch order, each new checkpoint is the latest so far, so it replaces the kept one
+      exactly when it lies in that band, and the band only moves when a new checkpoint sets
+      the highest score (and is kept).
 
     The weights carry the epoch, the step and the ``eval/*`` metrics they were selected on
     (``lnmdn_agents.checkpoint.policy_metadata(run / "best")``).
@@ -191,8 +194,10 @@ class BestCheckpoint:
         mean = float(record["eval/mean_score"])
         std = record.get("eval/std_score")
         if std is None:
-            std = math.sqrt(min(max(mean * (1.0 - mean), 0.0), 0.25))
-        return float(std) / math.sqrt(max(int(record.get("eval/episodes", self.episodes)), 1))
+            std = math.sqrt(max(mean * (1.0 - mean), 0.0))
+        n = max(int(record.get("eval/episodes", self.episodes)), 1)
+        q = (n + 2) / (n + 4)  # plus-four estimate of a perfect validation's success rate
+        return max(float(std) / math.sqrt(n), math.sqrt(q * (1.0 - q) / (n + 4)))
 
     def _admits(self, record: dict[str, Any]) -> bool:
         score = float(record["eval/mean_score"])

@@ -341,6 +341,13 @@ def test_selection_rules_pick_the_kept_checkpoint(tmp_path, selection, kept):
     assert wide.error == pytest.approx(0.04)
     assert wide.offer(policy, {"eval/mean_score": 0.87, "eval/episodes": 100}, 2, 20)
     assert not wide.offer(policy, {"eval/mean_score": 0.85, "eval/episodes": 100}, 3, 30)
+    # a perfect validation is not exact: 20 / 20 keeps a band of 0.056 (plus-four), so 0.95 is in it
+    perfect = BestCheckpoint(
+        tmp_path / "p", [{"eval/mean_score": 1.0, "eval/episodes": 20}], "latest_within_se"
+    )
+    assert perfect.error == pytest.approx(((22 / 24) * (2 / 24) / 24) ** 0.5)
+    assert perfect.offer(policy, {"eval/mean_score": 0.95, "eval/episodes": 20}, 2, 20)
+    assert not perfect.offer(policy, {"eval/mean_score": 0.9, "eval/episodes": 20}, 3, 30)
     with pytest.raises(ValueError, match="selection must be one of"):
         BestCheckpoint(tmp_path / "x", selection="last")
     with pytest.raises(ValueError, match="selection must be one of"):
