@@ -56,6 +56,11 @@ BENCH_TASKS: dict[str, BenchTask] = {
             BenchTask(f"pointmaze-{m}", f"lnmdn/pointmaze-{m}/expert-v0")
             for m in ("umaze", "medium", "large", "bimodal")
         ),
+        # the long mazes again, on 1000 demonstrations with correlated DART noise (expert-v2)
+        *(
+            BenchTask(f"pointmaze-{m}-dart", f"lnmdn/pointmaze-{m}/expert-v2")
+            for m in ("medium", "large")
+        ),
     ]
 }
 
