@@ -354,6 +354,22 @@ def test_selection_rules_pick_the_kept_checkpoint(tmp_path, selection, kept):
         config(tmp_path, selection="newest")
 
 
+def test_selected_epoch_replays_a_rule_on_logged_records():
+    """What examples/selection_rules.py prints: the epoch (epochs done) each rule keeps, from
+    metrics.jsonl records (0-based epochs), runs that did not log the episode count included."""
+    from lnmdn_agents.training.validation import selected_epoch
+
+    scores = [0.5, 0.9, 0.85, 0.8, 0.9]
+    records = [{"epoch": 10 * i + 9, "eval/mean_score": x} for i, x in enumerate(scores)]
+    records.insert(1, {"epoch": 12, "train/loss": 0.1})  # epochs without validation are skipped
+    assert selected_epoch(records, "best", episodes=20) == 20
+    assert selected_epoch(records, "latest_within_se", episodes=20) == 50
+    # 1000 episodes make the band 0.009 wide: 0.85 and 0.8 fall out, the tie at 0.9 stays in
+    assert selected_epoch(records[:5], "latest_within_se", episodes=1000) == 20
+    assert selected_epoch(records, "latest_within_se", episodes=1000) == 50
+    assert selected_epoch([{"epoch": 0, "train/loss": 1.0}]) is None
+
+
 def test_closed_loop_validation_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="eval_every must be an integer >= 0"):
         config(tmp_path, eval_every=-1)
