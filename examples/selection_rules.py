@@ -13,9 +13,9 @@ are gone; to test a pick, evaluate ``RUN/best`` (when the run used that rule) or
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from lnmdn_agents.evaluation.run_folders import read_metrics, read_train_config
 from lnmdn_agents.training.config import SELECTIONS
 from lnmdn_agents.training.validation import selected_epoch
 
@@ -27,19 +27,15 @@ def main() -> None:
     header = f"{'run':40s} {'evals':>5s} {'last':>5s} " + " ".join(f"{s:>16s}" for s in SELECTIONS)
     print(header)
     for run in args.runs:
-        path = run / "metrics.jsonl"
-        if not path.is_file():
+        records = read_metrics(run)
+        if not records:
             print(f"{run.name:40s} no metrics.jsonl")
             continue
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         evals = [r for r in records if "eval/mean_score" in r]
         if not evals:
             print(f"{run.name:40s} no closed-loop validation (eval_every 0)")
             continue
-        config = run / "train_config.json"
-        episodes = (
-            json.loads(config.read_text()).get("eval_episodes", 20) if config.is_file() else 20
-        )
+        episodes = read_train_config(run).get("eval_episodes", 20)
         picks = [selected_epoch(evals, s, episodes) for s in SELECTIONS]
         last = int(evals[-1]["epoch"]) + 1
         cells = " ".join(f"{p:>16d}" for p in picks if p is not None)

@@ -125,12 +125,7 @@ def train(
         world,
     )
     log = RunLog(config, start_epoch, step, total_steps, active=rank == 0)
-    best = BestCheckpoint(
-        run_dir / BEST_DIR,
-        [r for r in log.records if "eval/mean_score" in r],
-        config.selection,
-        config.eval_episodes,
-    )
+    best = BestCheckpoint(run_dir / BEST_DIR, log.records, config.selection, config.eval_episodes)
 
     # The training windows live where the model trains (one copy to a GPU, not one per batch).
     obs_all, act_all = (torch.from_numpy(a).to(device) for a in splits.train.window_arrays())

@@ -165,8 +165,8 @@ class BestCheckpoint:
 
     Args:
         directory: the folder to keep it in (``<run>/best``).
-        records: the ``eval/*`` records already logged by the run (a resumed run's checkpointed
-            epochs), in epoch order.
+        records: the records already logged by the run (a resumed run's checkpointed epochs),
+            in epoch order; those without ``eval/mean_score`` are skipped.
         selection: the rule.
         episodes: validation episodes of records that do not say (logged before
             ``eval/episodes`` was): the run's ``eval_episodes``.
@@ -187,7 +187,8 @@ class BestCheckpoint:
         self.score = -math.inf  # the highest score so far
         self.error = 0.0  # the standard error of that highest mean
         for record in records:
-            self._admits(record)
+            if "eval/mean_score" in record:  # epochs without closed-loop validation pass by
+                self._admits(record)
 
     def standard_error(self, record: dict[str, Any]) -> float:
         """One standard error of ``record["eval/mean_score"]`` over its validation episodes."""
