@@ -153,6 +153,7 @@ def test_recipe_table():
         "lnmdn/pointmaze-medium/expert-v2",
         "lnmdn/pointmaze-large/expert-v1",
         "lnmdn/pointmaze-large/expert-v2",
+        "lnmdn/pointmaze-large/expert-v3",
     }
     for recipe in RECIPES.values():
         assert recipe.task_id in TASKS
@@ -193,6 +194,7 @@ def test_small_real_builds_replay(dataset_id):
         ("lnmdn/can/expert-v0", "lnmdn/can/expert-v1"),
         ("lnmdn/pointmaze-medium/expert-v0", "lnmdn/pointmaze-medium/expert-v1"),
         ("lnmdn/pointmaze-large/expert-v0", "lnmdn/pointmaze-large/expert-v1"),
+        ("lnmdn/pointmaze-large/expert-v2", "lnmdn/pointmaze-large/expert-v3"),
     ],
 )
 def test_larger_versions_extend_the_smaller_ones(small, large):
