@@ -1,0 +1,60 @@
+"""The example scripts that choose settings, run on a real (tiny) training run."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from lnmdn_agents.training import TrainConfig, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_action_horizon_replays_the_runs_own_validation(tmp_path, monkeypatch, capsys):
+    """At the run's own Ta and episode count the script reproduces the run's last closed-loop
+    validation exactly (same seeds, same env, same acting); other Ta values act differently."""
+    config = TrainConfig(
+        policy="liquid_mdn",
+        dataset="lnmdn/pusht/expert-v2",  # embedded: installed on first load
+        fraction=0.05,
+        epochs=1,
+        batch_size=64,
+        output_dir=str(tmp_path),
+        run_name="run",
+        progress=False,
+        val_max_windows=32,
+        num_threads=1,
+        eval_every=1,
+        eval_episodes=3,
+        policy_overrides={
+            "d_model": 16,
+            "n_layers": 1,
+            "n_heads": 2,
+            "horizon": 8,
+            "n_action_steps": 4,
+            "rnn_layers": 1,
+            "rnn_hidden": 16,
+            "decoder_hidden": 16,
+            "action_embed_dim": 8,
+        },
+    )
+    run = train(config)
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    argv = ["action_horizon.py", str(run), "--ta", "4,1", "--episodes", "3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXAMPLES / "action_horizon.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["run", "Ta"]
+    rows = {int(line.split()[1]): line.split()[2:] for line in lines[1:]}
+    assert set(rows) == {4, 1}
+    success, score, length = (float(x) for x in rows[4])
+    assert success == round(logged["eval/success_rate"], 2)
+    assert score == round(logged["eval/mean_score"], 3)
+    assert length == round(logged["eval/mean_length"])
+    assert 0.0 <= float(rows[1][0]) <= 1.0
