@@ -41,6 +41,7 @@ import torch
 from lnmdn_agents.data import make_splits
 from lnmdn_agents.evaluation.latency import torch_threads
 from lnmdn_agents.policies import TrainingHooks, available_policies, make_policy
+from lnmdn_agents.training.config import native_bfloat16
 
 PUSHT = "lnmdn/pusht/expert-v0"
 TRAIN_WINDOWS = 20_479  # Push-T training windows (140 episodes, To=2, T=16, Ta=8)
@@ -184,6 +185,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     names = args.policies or available_policies()
+    cpu = torch.device("cpu")
+    print(
+        f"CPU: {torch.backends.cpu.get_cpu_capability()}, bfloat16 in hardware (AMX / "
+        f"AVX512-BF16): {native_bfloat16(cpu)}, torch threads {torch.get_num_threads()}"
+    )
     results = []
     for name in names:
         probe = make_policy(name, obs_dim=5, action_dim=2)

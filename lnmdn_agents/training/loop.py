@@ -19,7 +19,7 @@ from torch import nn
 from lnmdn_agents.checkpoint import save_policy
 from lnmdn_agents.policies import TrainingHooks, make_policy
 from lnmdn_agents.training.batches import derived_seed, epoch_batches, fit_batch_size
-from lnmdn_agents.training.config import PRECISIONS, TrainConfig
+from lnmdn_agents.training.config import PRECISIONS, TrainConfig, native_bfloat16
 from lnmdn_agents.training.distributed import barrier, setup_process, wrap_ddp
 from lnmdn_agents.training.ema import EMA
 from lnmdn_agents.training.metrics import RunLog
@@ -131,6 +131,13 @@ def train(
     obs_all, act_all = (torch.from_numpy(a).to(device) for a in splits.train.window_arrays())
     params = [p for p in policy.parameters() if p.requires_grad]
     amp_dtype = PRECISIONS[config.precision]  # float32: autocast off
+    if amp_dtype == torch.bfloat16 and not native_bfloat16(device) and rank == 0:
+        logger.warning(
+            "precision='bfloat16' on %s, which has no bfloat16 arithmetic in hardware (no AMX or "
+            "AVX512-BF16): autocast emulates it and trains several times slower than float32; "
+            "drop --precision bfloat16 (float32 is the default) on this machine",
+            device,
+        )
     for epoch in range(start_epoch, config.epochs):
         if isinstance(policy, TrainingHooks):
             policy.on_epoch_start(epoch, config.epochs)

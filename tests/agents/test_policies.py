@@ -111,6 +111,8 @@ def test_construction_from_config_and_json_round_trip(name):
         ("gru_mdn", {"min_std": 0.0}, "min_std must be > 0"),
         ("liquid_mdn", {"prev_action_dropout": 1.0}, "prev_action_dropout must be in"),
         ("liquid_mdn", {"n_components": 0}, "n_components must be an integer >= 1"),
+        ("liquid_mdn", {"mean_mse_weight": -1.0}, "mean_mse_weight must be >= 0"),
+        ("gru_mdn", {"mean_mse_weight": 1.0, "mixture": "step"}, "set mixture='chunk'"),
         ("diffusion", {"horizon": 7, "n_action_steps": 2}, "horizon must be divisible"),
         ("diffusion", {"sampler": "euler"}, "sampler must be one of"),
         ("diffusion", {"num_inference_steps": 50}, "num_inference_steps must be in"),
@@ -368,6 +370,34 @@ def test_mdn_step_decoder_agrees_with_the_teacher_forced_pass(name):
         det, _ = policy.decode(summary, "mode")
         again = policy.teacher_forced(summary, det).mode_mean()
     assert torch.allclose(det, again, atol=1e-5)
+
+
+def test_mean_mse_term_is_the_closest_components_error():
+    """mean_mse_weight adds w x the winner-takes-all MSE of the component means to the NLL."""
+    policy, batch = setup("liquid_mdn", n=4, mixture="chunk")
+    c, head = policy.config, policy.chunk_head[-1]
+    k, n = c.n_components, c.horizon * c.action_dim
+
+    def mean_bias_grad(weight: float) -> tuple[torch.Tensor, float, dict[str, float]]:
+        policy.config.mean_mse_weight = weight
+        policy.zero_grad()
+        loss, info = policy.compute_loss(batch)
+        loss.backward()
+        return head.bias.grad[k : k + k * n].reshape(k, n).clone(), float(loss.detach()), info
+
+    g0, nll, info0 = mean_bias_grad(0.0)
+    g1, loss, info = mean_bias_grad(2.5)
+    assert set(info0) == {"nll"} and info["nll"] == pytest.approx(nll, rel=1e-6)
+    with torch.no_grad():
+        obs = policy.normalizer.normalize_obs(history(policy, batch))
+        means = policy.chunk_mixture(policy.encode(obs)).means  # (B, K, T*Da)
+    target = policy.normalizer.normalize_action(batch["action"]).flatten(1)
+    per_k = ((means - target[:, None]) ** 2).mean(-1)  # (B, K)
+    assert info["mean_mse"] == pytest.approx(float(per_k.min(-1).values.mean()), rel=1e-5)
+    assert loss == pytest.approx(info["nll"] + 2.5 * info["mean_mse"], rel=1e-5)
+    # the extra gradient reaches the closest component of each chunk and no other
+    pulled = (g1 - g0).abs().amax(-1) > 1e-7
+    assert pulled.tolist() == [i in set(per_k.argmin(-1).tolist()) for i in range(k)]
 
 
 def test_prev_action_dropout_acts_in_training_only():

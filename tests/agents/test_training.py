@@ -22,6 +22,7 @@ from lnmdn_agents.evaluation.runs import read_train_config
 from lnmdn_agents.policies import get_policy_class, make_policy
 from lnmdn_agents.training import TrainConfig, lr_at, train
 from lnmdn_agents.training import loop as loop_mod
+from lnmdn_agents.training.config import native_bfloat16
 from lnmdn_agents.training.ema import EMA, EMASchedule
 
 WINDOW = {"horizon": 8, "n_action_steps": 4}
@@ -189,6 +190,27 @@ def test_bfloat16_training_learns_and_saves_float32_weights(tmp_path, policy):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, _ = policy_obj.compute_loss(batch)
     assert loss.dtype == torch.float32
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_without_hardware_support_warns(tmp_path, monkeypatch, caplog, native):
+    # without AMX / AVX512-BF16, autocast emulates bfloat16: 10-17x slower than float32 on an
+    # AVX2 CPU, so the loop says so and names the fix
+    monkeypatch.setattr(loop_mod, "native_bfloat16", lambda device: native)
+    cfg = config(tmp_path, "liquid_mdn", precision="bfloat16", epochs=1)
+    with caplog.at_level("WARNING", logger=loop_mod.__name__):
+        train(cfg, episodes=synthetic_episodes())
+    warned = [r.getMessage() for r in caplog.records if "bfloat16 arithmetic" in r.getMessage()]
+    assert len(warned) == (0 if native else 1)
+    if warned:
+        assert "precision='bfloat16'" in warned[0] and "drop --precision bfloat16" in warned[0]
+
+
+def test_native_bfloat16_reads_the_hardware():
+    # the CPU answer is oneDNN's; other devices (e.g. "meta") are taken at their word
+    cpu = native_bfloat16(torch.device("cpu"))
+    assert cpu == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert native_bfloat16(torch.device("meta")) is True
 
 
 def test_lr_schedule_warmup_then_cosine():

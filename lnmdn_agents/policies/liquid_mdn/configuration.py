@@ -56,6 +56,12 @@ class RecurrentMDNConfig(BackboneConfig):
             action input is replaced by the start embedding, so the decoder cannot lean on
             copying the previous action and must read the observation (0 disables it).
             ``mixture="step"`` only.
+        mean_mse_weight: weight of a winner-takes-all regression term beside the NLL
+            (``mixture="chunk"`` only): the mean squared error, per action element, between
+            the chunk and the closest component's mean. The NLL's pull on a mean shrinks as its
+            component widens (gradient error / std^2), so a head can lower its NLL by widening
+            components around a smooth mean; this term pulls the nearest mean at full strength
+            whatever the width, and only the nearest, so modes stay apart. 0 disables it.
         mixture: ``"chunk"``: one K-component mixture over the whole (T, Da) chunk, each
             component a trajectory, decoded in one pass from the summary (no previous-action
             input, so nothing to copy); ``"step"``: the autoregressive GRU decoder with a
@@ -79,6 +85,7 @@ class RecurrentMDNConfig(BackboneConfig):
     min_std: float = 0.1
     free_running_max: float = 0.5
     prev_action_dropout: float = 0.0
+    mean_mse_weight: float = 0.0
     mixture: str = "chunk"
     use_ema: bool = False
     ema_power: float = 0.75
@@ -110,6 +117,12 @@ class RecurrentMDNConfig(BackboneConfig):
         check_range(self, "min_std", gt=0)
         check_range(self, "prev_action_dropout", ge=0, lt=1)
         check_range(self, "free_running_max", ge=0, le=1)
+        check_range(self, "mean_mse_weight", ge=0)
+        if self.mean_mse_weight > 0 and self.mixture != "chunk":
+            raise ValueError(
+                f"mean_mse_weight applies to the chunk mixture only, got {self.mean_mse_weight=} "
+                f"with {self.mixture=}; set mixture='chunk' or mean_mse_weight=0"
+            )
         check_range(self, "ema_max_decay", gt=0, lt=1)
         check_range(self, "ema_power", gt=0)
 

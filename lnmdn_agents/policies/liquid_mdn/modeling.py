@@ -301,15 +301,27 @@ class RecurrentMDNPolicy(PolicyBase):
         self.free_running_weight = self.config.free_running_max * min(1.0, max(0.0, frac))
 
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        """Mixed teacher-forced / free-running NLL per action element (see the module doc)."""
+        """The loss per action element (see the module doc).
+
+        Chunk mixture: its NLL, plus ``mean_mse_weight`` x the winner-takes-all MSE of its
+        component means. Step decoder: the teacher-forced / free-running NLL mix.
+        """
         obs, action = self.check_batch(batch)
         obs_n = self.normalizer.normalize_obs(obs)
         act_n = self.normalizer.normalize_action(action)
         summary = self.encode(obs_n)
         n_el = self.config.horizon * self.config.action_dim
         if self.config.mixture == "chunk":
-            nll = -self.chunk_mixture(summary).log_prob(act_n.flatten(1)).mean() / n_el
-            return nll, {"nll": float(nll.detach())}
+            mix = self.chunk_mixture(summary)
+            target = act_n.flatten(1)
+            nll = -mix.log_prob(target).mean() / n_el
+            w = self.config.mean_mse_weight
+            if w == 0:
+                return nll, {"nll": float(nll.detach())}
+            # winner-takes-all: the closest component's mean, per chunk (B, K, T*Da) -> (B,)
+            mse = (mix.means - target[:, None]).square().mean(-1).min(-1).values.mean()
+            loss = nll + w * mse
+            return loss, {"nll": float(nll.detach()), "mean_mse": float(mse.detach())}
         nll_tf = -self.teacher_forced(summary, act_n).log_prob(act_n).sum(1).mean() / n_el
         w = self.free_running_weight
         metrics = {"nll_teacher_forced": float(nll_tf.detach()), "free_running_weight": w}
