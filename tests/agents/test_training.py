@@ -194,7 +194,7 @@ def test_bfloat16_training_learns_and_saves_float32_weights(tmp_path, policy):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bfloat16_without_hardware_support_warns(tmp_path, monkeypatch, caplog, native):
-    # without AMX / AVX512-BF16, autocast emulates bfloat16: 10-17x slower than float32 on an
+    # without AMX / AVX512-BF16, autocast emulates bfloat16: 10-21x slower than float32 on an
     # AVX2 CPU, so the loop says so and names the fix
     monkeypatch.setattr(loop_mod, "native_bfloat16", lambda device: native)
     cfg = config(tmp_path, "liquid_mdn", precision="bfloat16", epochs=1)
