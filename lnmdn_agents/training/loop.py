@@ -133,9 +133,10 @@ def train(
     amp_dtype = PRECISIONS[config.precision]  # float32: autocast off
     if amp_dtype == torch.bfloat16 and not native_bfloat16(device) and rank == 0:
         logger.warning(
-            "precision='bfloat16' on %s, which has no bfloat16 arithmetic in hardware (no AMX or "
-            "AVX512-BF16): autocast emulates it and trains several times slower than float32; "
-            "drop --precision bfloat16 (float32 is the default) on this machine",
+            "precision='bfloat16' on %s, which has no bfloat16 arithmetic in hardware (CPUs: "
+            "AMX or AVX512-BF16; GPUs: compute capability 8.0+): autocast emulates it and trains "
+            "several times slower than float32; drop --precision bfloat16 (float32 is the "
+            "default) on this machine",
             device,
         )
     for epoch in range(start_epoch, config.epochs):
