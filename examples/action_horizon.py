@@ -35,12 +35,12 @@ def main() -> None:
     args = parser.parse_args()
     horizons = [int(x) for x in args.ta.split(",")]
     torch.set_num_threads(1)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
     print(f"{'run':48s} {'Ta':>3s}  success  score  length")
     for run in args.runs:
         saved = read_train_config(run)
         if not saved:
             raise SystemExit(f"{run}: no train_config.json (not a training run)")
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(
             **{**{k: v for k, v in saved.items() if k in known}, "eval_episodes": args.episodes}
         )

@@ -80,8 +80,8 @@ n_components                          executed     closest     goal    validatio
 
 With five, one component was close to the demonstration (0.156), but the most likely one, which
 is executed, was that one only 40% of the time: the weights, not the means, failed to read the
-goal. The default stays 5 for the
-tasks with modes (the two-route maze, Push-T); the DART maze recipe uses 1.
+goal. The default stays 5 for the tasks with modes (the two-route maze, Push-T); the DART maze
+recipe uses 1.
 
 ``use_ema`` (off by default) averages the weights as Diffusion Policy does. On Push-T v5 (the
 ``pusht-dart`` recipe, 0.33M parameters, 50 epochs, two seeds) the head without it swung between
