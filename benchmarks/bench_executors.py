@@ -1,23 +1,25 @@
-"""Wall time of one tiny ``lnmdn bench`` sweep: the local executor against Ray on this machine.
+"""Wall time of one tiny ``lnmdn bench`` sweep: in-process, in worker processes, and on Ray.
 
 The same cells (tiny models, one epoch, on a Push-T dataset of a few expert episodes built here,
-one torch thread each) run twice into fresh output folders: one after the other in this process
-(``--executor local``), then as Ray tasks on a Ray instance started here with one CPU per core
-(``--executor ray``). Printed: each sweep's wall time (Ray's start measured apart), the mean
-cost of a cell as the cell files record it (training, and training + evaluation), and whether the
-two executors wrote the same numbers.
+one torch thread each) run three times into fresh output folders: one after the other in this
+process (``--executor local``), in one worker process per core (``--jobs 0``), then as Ray
+tasks on a Ray instance started here with one CPU per core (``--executor ray``). Printed: each
+sweep's wall time (Ray's start measured apart) and its ratio to the one-after-the-other sweep,
+the mean cost of a cell as the cell files record it (training, and training + evaluation), and
+whether the three wrote the same numbers.
 
     .venv/bin/python benchmarks/bench_executors.py               # 4 cells: 2 policies x 2 seeds
     .venv/bin/python benchmarks/bench_executors.py --epochs 20   # longer cells, same count
     .venv/bin/python benchmarks/bench_executors.py --seeds 0 1 2 3 --json results/executors.json
 
-Absolute times depend on the machine and its load; on a 2-core machine Ray can at best halve the
-sweep, less its start-up and each worker's first imports.
+Absolute times depend on the machine and its load; on a 2-core machine the worker processes and
+Ray can at best halve the sweep, less their start-up and each worker's first imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -91,6 +93,7 @@ def main() -> None:
         import ray
 
         from lnmdn_agents.bench import make_preset, run_bench
+        from lnmdn_agents.bench.executors import local_jobs
         from lnmdn_datasets.recipes import build
 
         build("lnmdn/pusht/expert-v0", n_episodes=args.episodes, progress=False)
@@ -110,13 +113,18 @@ def main() -> None:
             val_max_windows=32,
             trajectory_samples=3,
             train_threads=1,
+            jobs=1,
         )
         n_cells = len(args.policies) * len(args.seeds)
-        local_out, ray_out = Path(tmp) / "local", Path(tmp) / "ray"
+        local_out, jobs_out, ray_out = (Path(tmp) / name for name in ("local", "jobs", "ray"))
 
         t0 = time.perf_counter()
         run_bench(preset, local_out)
         local_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        run_bench(dataclasses.replace(preset, jobs=0), jobs_out)
+        jobs_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -132,16 +140,22 @@ def main() -> None:
             "epochs": args.epochs,
             "cpus": os.cpu_count(),
             "local_s": round(local_s, 1),
+            "jobs": local_jobs(0, n_cells),
+            "jobs_s": round(jobs_s, 1),
             "ray_s": round(ray_start_s + ray_run_s, 1),
             "ray_start_s": round(ray_start_s, 1),
             "ray_run_s": round(ray_run_s, 1),
             "local_cells": {k: round(v, 2) for k, v in _cell_costs(local_out).items()},
             "ray_cells": {k: round(v, 2) for k, v in _cell_costs(ray_out).items()},
-            "same_numbers": _same_numbers(local_out, ray_out),
+            "same_numbers": _same_numbers(local_out, ray_out)
+            and _same_numbers(local_out, jobs_out),
         }
     print(
         f"{n_cells} tiny cells, {result['cpus']} CPUs: local {result['local_s']} s; "
-        f"ray {result['ray_s']} s (start {result['ray_start_s']} s + run {result['ray_run_s']} s); "
+        f"local with {result['jobs']} worker processes {result['jobs_s']} s "
+        f"({result['local_s'] / result['jobs_s']:.2f}x); "
+        f"ray {result['ray_s']} s (start {result['ray_start_s']} s + run {result['ray_run_s']} s; "
+        f"{result['local_s'] / result['ray_s']:.2f}x); "
         f"mean cell local {result['local_cells']['mean_cell_s']} s "
         f"(training {result['local_cells']['mean_train_s']} s), "
         f"on Ray {result['ray_cells']['mean_cell_s']} s "

@@ -13,7 +13,8 @@ cells whose file exists (resumable), and cells computed elsewhere merge by copyi
 into ``cells/`` (runnable in parts: ``--task``, ``--policy``, ``--cell`` filters). Whatever cells
 are present are then aggregated into ``results.json``, ``report.md`` and ``figures/*.png``.
 ``--executor ray`` runs the missing cells as Ray tasks on one machine or a cluster, with retries;
-the default runs them one after the other in this process.
+the default runs them one after the other in this process, or ``--jobs N`` at a time in worker
+processes of this machine (the demo: one per core).
 
 One job per module:
 

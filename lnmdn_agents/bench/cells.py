@@ -36,7 +36,7 @@ from lnmdn_agents.evaluation.runs import measure_run, read_metrics, read_train_c
 from lnmdn_agents.protocols import get_protocol
 from lnmdn_agents.recipes import available_recipes, load_recipe
 
-__all__ = ["cell_file", "cell_id", "load_cells", "plan_cells", "run_cell"]
+__all__ = ["cell_dataset", "cell_file", "cell_id", "load_cells", "plan_cells", "run_cell"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,13 @@ def plan_cells(
                     continue
                 cells.append((t, p, f, s, proto))
     return cells
+
+
+def cell_dataset(preset: BenchPreset, task_name: str, policy_name: str) -> str:
+    """The dataset a cell trains on: its recipe's with ``preset.recipes``, else the task's."""
+    if preset.recipes:
+        return str(load_recipe(f"{task_name}/{policy_name}").train["dataset"])
+    return BENCH_TASKS[task_name].dataset
 
 
 def run_cell(

@@ -98,6 +98,15 @@ def bench_command(
             "here), host:port or ray://host:10001; default: start Ray on this machine.",
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            min=0,
+            help="With --executor local: cells computed at once, each in a worker process "
+            "(0: one per CPU core; default: the preset's, demo 0, the others 1).",
+        ),
+    ] = None,
     max_retries: Annotated[
         int | None,
         typer.Option(
@@ -122,6 +131,11 @@ def bench_command(
         raise typer.BadParameter(
             f"--address and --max-retries apply to --executor ray, not --executor {executor}"
         )
+    if executor == "ray" and jobs is not None:
+        raise typer.BadParameter(
+            "--jobs applies to --executor local; Ray runs as many cells at once as its "
+            "cluster has CPUs for"
+        )
     try:
         p = make_preset(
             preset,
@@ -132,6 +146,7 @@ def bench_command(
             episodes=episodes,
             seeds=tuple(int(s) for s in seeds.split(",")) if seeds else None,
             device=device,
+            jobs=jobs,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
@@ -152,6 +167,7 @@ def bench_command(
         "--epochs": epochs,
         "--episodes": episodes,
         "--seeds": seeds,
+        "--jobs": jobs,
     }
     command = shlex.join(
         ["lnmdn", "bench", *(x for k, v in given.items() if v is not None for x in (k, str(v)))]

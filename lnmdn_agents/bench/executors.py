@@ -1,6 +1,10 @@
-"""Where ``lnmdn bench`` runs its cells: in this process (``local``) or on a Ray cluster (``ray``).
+"""Where ``lnmdn bench`` runs its cells: on this machine (``local``) or on a Ray cluster (``ray``).
 
-The local executor is the loop in :func:`lnmdn_agents.bench.run.run_bench` and needs nothing more.
+The local executor computes the cells one after the other in this process (the loop in
+:func:`lnmdn_agents.bench.run.run_bench`), or, with the preset's ``jobs`` above 1 (``--jobs``),
+several at once in worker processes of this machine (:func:`run_cells_processes`; the standard
+library's ``multiprocessing``, nothing to install). Each worker runs whole cells, which write
+their results as they do alone, so the numbers are the same and only the timings change.
 The Ray executor (``--executor ray``, the ``distributed`` extra) submits each cell as one Ray task
 that declares its resources (:func:`cell_resources`), and writes each result the driver gets back
 to ``<out>/cells/`` atomically, as the local executor does, so that ``results.json`` and the
@@ -15,13 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from lnmdn_agents.bench.cells import cell_file, cell_id, run_cell
+from lnmdn_agents.bench.cells import cell_dataset, cell_file, cell_id, run_cell
 from lnmdn_agents.checkpoint import atomic_write_text
 
 if TYPE_CHECKING:
@@ -32,7 +37,9 @@ __all__ = [
     "CellFailure",
     "CellsFailedError",
     "cell_resources",
+    "local_jobs",
     "require_ray",
+    "run_cells_processes",
     "run_cells_ray",
 ]
 
@@ -263,3 +270,121 @@ def run_cells_ray(
         if started:
             ray.shutdown()
     return computed, failures
+
+
+# -- local worker processes ----------------------------------------------------------------------
+def local_jobs(jobs: int, n_cells: int) -> int:
+    """Worker processes for ``n_cells`` cells: ``jobs`` (0: one per usable core), at most n_cells.
+
+    Raises:
+        ValueError: ``jobs`` is negative.
+    """
+    if jobs < 0:
+        raise ValueError(f"jobs must be >= 0 (0: one per CPU core), got {jobs=}")
+    return max(1, min(jobs or _cores(), n_cells))
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+# The cell a worker process is computing, shown in each of its log lines.
+_worker_cell = "-"
+
+
+class _CellTag(logging.Filter):
+    """Tags a worker's log records with its cell, so that interleaved lines stay readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.cell = _worker_cell
+        return True
+
+
+def _init_worker(level: int, threads: int) -> None:
+    """Set up a worker process: log lines like the CLI's, tagged with the cell; torch threads."""
+    import torch
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(cell)s] %(name)s: %(message)s")
+    )
+    handler.addFilter(_CellTag())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    torch.set_num_threads(threads)
+
+
+def _worker_run_cell(args: tuple[BenchPreset, Cell, Path, bool, str | None]) -> str:
+    """One cell in a worker process (the cell writes its own result file)."""
+    global _worker_cell
+    preset, cell, out, retrain, command = args
+    task, policy, fraction, seed, protocol = cell
+    _worker_cell = cell_id(*cell)
+    try:
+        run_cell(
+            preset, task, policy, fraction, seed, out, retrain, progress=False,
+            command=command, protocol=protocol,
+        )  # fmt: skip
+    finally:
+        _worker_cell = "-"
+    return cell_id(*cell)
+
+
+def run_cells_processes(
+    preset: BenchPreset,
+    cells: list[Cell],
+    out: Path,
+    *,
+    jobs: int,
+    force: bool = False,
+    command: str | None = None,
+) -> list[str]:
+    """Compute ``cells`` in :func:`local_jobs` worker processes of this machine, whole cells each.
+
+    The datasets the cells read are made local here first, once each (a dataset built on first
+    load is not built by two workers at the same time). Workers are spawned (not forked) and
+    set torch to the machine's cores divided among them; a cell's training and evaluation use
+    the threads its recipe or preset names, as they do alone. The first cell that raises stops
+    the others (an interrupted cell resumes its training on the next run) and is raised here.
+
+    Args:
+        preset: the bench preset (sent to every worker).
+        cells: the cells to compute (the caller has dropped the finished ones).
+        out: the bench output folder.
+        jobs: worker processes (0: one per CPU core); see :func:`local_jobs`.
+        force: retrain each cell from scratch.
+        command: the command line recorded in each cell.
+
+    Returns:
+        The ids of the cells computed, in finishing order.
+    """
+    import multiprocessing
+
+    from lnmdn_datasets.provision import ensure_local
+
+    workers = local_jobs(jobs, len(cells))
+    for dataset in dict.fromkeys(cell_dataset(preset, c[0], c[1]) for c in cells):
+        ensure_local(dataset)
+    threads = max(1, _cores() // workers)
+    logger.info("bench: %d cell(s) in %d worker processes of this machine", len(cells), workers)
+    computed: list[str] = []
+    level = logging.getLogger().getEffectiveLevel()
+    pool = multiprocessing.get_context("spawn").Pool(
+        workers, initializer=_init_worker, initargs=(level, threads)
+    )
+    try:
+        tasks = [(preset, c, Path(out), force, command) for c in cells]
+        for cid in pool.imap_unordered(_worker_run_cell, tasks, chunksize=1):
+            computed.append(cid)
+            logger.info("bench [%d/%d] cell %s done", len(computed), len(cells), cid)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return computed

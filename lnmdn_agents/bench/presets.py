@@ -111,6 +111,9 @@ class BenchPreset:
             (:mod:`lnmdn_agents.evaluation.starts`).
         start_steps: step limit of the dataset starts' episodes (None: the task's own).
         task_episodes: per task, a cap on the closed-loop episodes (Can's simulator is slow).
+        jobs: cells the local executor computes at once, each in a worker process of its own
+            (0: one per CPU core; never more than the cells to compute). A cell's numbers are
+            the same as when it runs alone; its timings are measured beside the others'.
     """
 
     name: str
@@ -144,6 +147,7 @@ class BenchPreset:
     starts: tuple[str, ...] = ("random",)
     start_steps: int | None = None
     task_episodes: dict[str, int] = field(default_factory=dict)
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -168,6 +172,8 @@ class BenchPreset:
                     "epochs and episodes may be None (the recipe's) only with recipes=True, got "
                     f"{self.epochs=}, {self.episodes=}"
                 )
+        if self.jobs < 0:
+            raise ValueError(f"jobs must be >= 0 (0: one per CPU core), got {self.jobs=}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs=}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
@@ -233,6 +239,7 @@ PRESETS: dict[str, Any] = {
     # The README's main job (`make demo`): Push-T and the large maze from the runs the recipes
     # made (shipped in checkpoints/, checked against the recipes), next to both heads trained
     # from scratch by their recipes on the U-maze, all tested in closed loop; minutes on a laptop.
+    # Its cells run side by side, one worker process per core (each trains on one thread).
     # The large maze gets 200 test episodes (seeds 100000-100199): its two heads differ by about
     # 0.2 in success, which 50 or 100 episodes' intervals do not resolve.
     "demo": lambda: BenchPreset(
@@ -243,6 +250,7 @@ PRESETS: dict[str, Any] = {
         epochs=None,
         **{**_SHORT_EVALUATION, "episodes": 200},
         task_episodes={"pusht": 50, "pointmaze-umaze": 50},
+        jobs=0,
         pretrained={
             f"{task}/{p}": str(SHIPPED_RUNS / f"{task}_{p}")
             for task in _DEMO_SHIPPED_TASKS

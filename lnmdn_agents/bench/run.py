@@ -2,7 +2,8 @@
 
 The cells to compute are the preset's (:func:`lnmdn_agents.bench.cells.plan_cells`, filtered)
 whose result file is missing (all of them with ``force``). The ``local`` executor computes them
-one after the other in this process; ``ray`` hands them to
+one after the other in this process, or, with the preset's ``jobs`` above 1, in worker processes
+(:func:`lnmdn_agents.bench.executors.run_cells_processes`); ``ray`` hands them to
 :func:`lnmdn_agents.bench.executors.run_cells_ray`. Then every finished cell under
 ``<out>/cells/``, computed now or before or elsewhere, goes into the report
 (:func:`lnmdn_agents.bench.report.write_report`).
@@ -19,6 +20,8 @@ from lnmdn_agents.bench.executors import (
     EXECUTORS,
     CellFailure,
     CellsFailedError,
+    local_jobs,
+    run_cells_processes,
     run_cells_ray,
 )
 from lnmdn_agents.bench.presets import BenchPreset
@@ -54,9 +57,9 @@ def run_bench(
         cell: only cells whose id matches this fnmatch pattern (``pusht/*/frac1/seed0``).
         force: recompute cells (training from scratch) even when their result file exists.
         report_only: compute nothing; aggregate the cells present.
-        executor: ``local`` (one cell after the other in this process; the first error stops
-            the run) or ``ray`` (cells as Ray tasks, see
-            :func:`lnmdn_agents.bench.executors.run_cells_ray`).
+        executor: ``local`` (one cell after the other in this process, or ``preset.jobs`` at a
+            time in worker processes; the first error stops the run) or ``ray`` (cells as Ray
+            tasks, see :func:`lnmdn_agents.bench.executors.run_cells_ray`).
         address: Ray cluster address for ``executor="ray"`` (None: start Ray on this machine,
             or use ``RAY_ADDRESS``).
         max_retries: with ``executor="ray"``, resubmissions of a failed cell before it is
@@ -99,6 +102,10 @@ def run_bench(
             address=address,
             max_retries=max_retries,
             command=command,
+        )
+    elif local_jobs(preset.jobs, len(missing)) > 1:
+        computed = run_cells_processes(
+            preset, missing, out, jobs=preset.jobs, force=force, command=command
         )
     else:
         for t, p, f, s, proto in missing:

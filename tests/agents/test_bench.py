@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,6 +95,18 @@ def tiny_preset(**kw):
     )
     base.update(kw)
     return make_preset("quick", **base)
+
+
+def deterministic_part(value: Any) -> Any:
+    """A cell result without what depends on the clock, the process or the output folder."""
+    timed = ("time", "minutes", "latency", "_ms", "per_sec", "run_dir", "videos", "threads",
+             "command", "output_dir", "progress")  # fmt: skip
+    if isinstance(value, dict):
+        kept = {k: v for k, v in value.items() if not any(t in k for t in timed)}
+        return {k: deterministic_part(v) for k, v in kept.items()}
+    if isinstance(value, list):
+        return [deterministic_part(v) for v in value]
+    return value
 
 
 def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch, capsys):
@@ -368,3 +382,49 @@ def test_bench_under_both_protocols_reports_them_side_by_side(tiny_pusht, tmp_pa
     report = (out / "report.md").read_text()
     assert "## Protocols side by side" in report and "(reference)" in report
     assert (out / "figures" / "protocol_ratios.png").is_file()
+
+
+def test_jobs_run_cells_in_worker_processes_with_the_numbers_of_one_process(
+    tiny_pusht, tmp_path, capfd, caplog
+):
+    from lnmdn_agents.bench import run_bench
+
+    caplog.set_level("INFO")  # the workers log at this process's level, as the CLI sets it
+    alone = run_bench(tiny_preset(), tmp_path / "alone", progress=False)
+    capfd.readouterr()
+    both = run_bench(tiny_preset(jobs=2), tmp_path / "both", progress=False)
+    err = capfd.readouterr().err
+    # the workers' log lines (on the inherited stderr) name their cell
+    for p in ("liquid_mdn", "diffusion"):
+        assert re.search(rf"INFO \[pusht/{p}/frac1/seed0\] lnmdn_agents\.training", err), err
+    assert sorted(both["computed"]) == sorted(alone["computed"]) and both["n_cells"] == 2
+    names = sorted(p.name for p in (tmp_path / "alone" / "cells").glob("*.json"))
+    assert names == sorted(p.name for p in (tmp_path / "both" / "cells").glob("*.json"))
+    for name in names:
+        mine = json.loads((tmp_path / "alone" / "cells" / name).read_text())
+        theirs = json.loads((tmp_path / "both" / "cells" / name).read_text())
+        assert theirs["closed_loop"]["n_episodes"] == 2 and theirs["trajectories"]["samples"]
+        assert deterministic_part(theirs) == deterministic_part(mine), name
+
+
+def test_a_failing_cell_in_a_worker_stops_the_run_with_its_error(tiny_pusht, tmp_path):
+    from lnmdn_agents.bench import run_bench
+
+    broken = {**TINY_MODELS, "diffusion": {**TINY_MODELS["diffusion"], "down_dims": (8, 16, 7)}}
+    with pytest.raises(ValueError, match="down_dims"):
+        run_bench(tiny_preset(jobs=2, policy_overrides=broken), tmp_path / "bench")
+    assert not (tmp_path / "bench" / "cells" / "pusht__diffusion__frac1__seed0.json").exists()
+
+
+def test_local_jobs_are_bounded_by_the_cells_and_checked():
+    from lnmdn_agents.bench.executors import local_jobs
+
+    assert local_jobs(1, 6) == 1 and local_jobs(4, 3) == 3 and local_jobs(2, 6) == 2
+    assert 1 <= local_jobs(0, 6) <= (os.cpu_count() or 1)
+    with pytest.raises(ValueError, match="jobs must be >= 0"):
+        local_jobs(-1, 6)
+    with pytest.raises(ValueError, match="jobs must be >= 0"):
+        make_preset("demo", jobs=-1)
+    assert make_preset("demo").jobs == 0 and make_preset("quick").jobs == 1
+    result = CliRunner().invoke(app, ["bench", "--executor", "ray", "--jobs", "2"])
+    assert result.exit_code != 0 and "--jobs applies to --executor local" in result.output

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_bench import TINY_MODELS, build_tiny_pusht, tiny_preset
+from test_bench import TINY_MODELS, build_tiny_pusht, deterministic_part, tiny_preset
 from typer.testing import CliRunner
 
 import lnmdn_agents.bench as bench
@@ -48,17 +48,6 @@ def tiny_data(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tiny_root
 
 
-def _deterministic(value: Any) -> Any:
-    """A cell result without what depends on the clock, the process or the output folder."""
-    timed = ("time", "minutes", "latency", "_ms", "per_sec", "run_dir", "videos", "threads",
-             "command", "output_dir", "progress")  # fmt: skip
-    if isinstance(value, dict):
-        return {k: _deterministic(v) for k, v in value.items() if not any(t in k for t in timed)}
-    if isinstance(value, list):
-        return [_deterministic(v) for v in value]
-    return value
-
-
 def test_ray_executor_gives_the_local_executor_results(
     tiny_data, ray_cluster, tmp_path, monkeypatch, caplog
 ):
@@ -85,7 +74,7 @@ def test_ray_executor_gives_the_local_executor_results(
         other = by_cell[cell["cell"]]
         assert other["run_dir"].startswith(str(out.resolve()))
         # Same training and evaluation: every number but the timings is identical.
-        assert _deterministic(other) == _deterministic(cell), cell["cell"]
+        assert deterministic_part(other) == deterministic_part(cell), cell["cell"]
         assert cell["offline"]["best_of_k_mse"] and cell["closed_loop"]["n_episodes"] == 2
     assert remote["table"]["rows"][0][:8] == local["table"]["rows"][0][:8]
     # The cell files (with the sampled trajectories results.json leaves out) match too.
@@ -95,7 +84,7 @@ def test_ray_executor_gives_the_local_executor_results(
         mine = json.loads((tmp_path / "local" / "cells" / name).read_text())
         theirs = json.loads((out / "cells" / name).read_text())
         assert mine["trajectories"]["samples"]
-        assert _deterministic(theirs) == _deterministic(mine), name
+        assert deterministic_part(theirs) == deterministic_part(mine), name
 
 
 def test_a_failing_cell_is_retried_then_reported_and_the_others_finish(
