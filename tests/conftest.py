@@ -31,3 +31,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hugging Face Hub offline mode, as a user sets it (``HF_HUB_OFFLINE=1``).
+
+    huggingface_hub reads the variable once, when its ``constants`` module is imported; once an
+    earlier test has imported it, the variable alone no longer applies and each download attempt
+    waits about 23 s for name resolution to fail. So the constant is set too.
+    """
+    import importlib.util
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    if importlib.util.find_spec("huggingface_hub") is not None:
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)

@@ -83,8 +83,7 @@ def test_bad_input_errors():
     assert missing.exit_code == 1 and "not found" in missing.output.lower()
 
 
-def test_download_offline_is_a_clear_message(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_download_offline_is_a_clear_message(hub_offline):
     result = runner.invoke(app, ["datasets", "download", "D4RL/pointmaze/umaze-v2"])
     assert result.exit_code == 1
     assert "could not download 'D4RL/pointmaze/umaze-v2'" in result.output
@@ -92,10 +91,9 @@ def test_download_offline_is_a_clear_message(monkeypatch):
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
-def test_download_of_a_local_only_id_says_build_without_trying_the_network(monkeypatch):
+def test_download_of_a_local_only_id_says_build_without_trying_the_network(hub_offline):
     import time
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
     result = runner.invoke(app, ["datasets", "download", "lnmdn/pointmaze-umaze/expert-v0"])
     assert time.perf_counter() - t0 < 5  # no retries against a remote that never hosts it

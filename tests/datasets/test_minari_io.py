@@ -206,17 +206,15 @@ def test_minari_cli_lists_and_shows_our_dataset():
     assert "random pendulum swings" in shown.output
 
 
-def test_download_offline_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_download_offline_is_a_clear_error(hub_offline):
     with pytest.raises(DatasetDownloadError, match=r"could not download 'D4RL/pointmaze/umaze-v2'"):
         download_dataset("D4RL/pointmaze/umaze-v2")
     assert not (minari_io.minari_root() / "D4RL/pointmaze/umaze-v2").exists()
 
 
-def test_load_episodes_of_remote_id_offline_is_a_clear_error(monkeypatch):
+def test_load_episodes_of_remote_id_offline_is_a_clear_error(hub_offline):
     from lnmdn_agents.data import load_episodes
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DatasetDownloadError, match="minari download D4RL/pointmaze/medium-v2"):
         load_episodes("D4RL/pointmaze/medium-v2")
 
