@@ -58,3 +58,44 @@ def test_action_horizon_replays_the_runs_own_validation(tmp_path, monkeypatch, c
     assert score == round(logged["eval/mean_score"], 3)
     assert length == round(logged["eval/mean_length"])
     assert 0.0 <= float(rows[1][0]) <= 1.0
+
+
+def test_lwd_latent_gap_scores_the_decoder_under_each_latent(tmp_path, monkeypatch, capsys):
+    """Four latents per run, finite errors, the same numbers twice; a non-lwd run is refused."""
+    config = TrainConfig(
+        policy="lwd",
+        dataset="lnmdn/pusht/expert-v2",  # embedded: installed on first load
+        fraction=0.05,
+        epochs=1,
+        batch_size=64,
+        output_dir=str(tmp_path),
+        run_name="run",
+        progress=False,
+        val_max_windows=32,
+        num_threads=1,
+        policy_overrides={"d_model": 16, "n_layers": 1, "n_heads": 2, "latent_dim": 4},
+    )
+    run = train(config)
+    gap = runpy.run_path(str(EXAMPLES / "lwd_latent_gap.py"))["latent_gap"]
+    first = gap(run, n_windows=64)
+    assert list(first) == ["posterior mean", "prior sample", "prior deterministic", "mean latent"]
+    assert all(0.0 <= v < 10.0 for pair in first.values() for v in pair)
+    assert gap(run, n_windows=64) == first
+    monkeypatch.setattr(sys, "argv", ["lwd_latent_gap.py", str(run), "--windows", "64"])
+    runpy.run_path(str(EXAMPLES / "lwd_latent_gap.py"), run_name="__main__")
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) == 4 and float(rows[0].split()[-1]) == pytest.approx(
+        first["posterior mean"][1], abs=1e-4
+    )
+    other = train(
+        TrainConfig(
+            **{
+                **config.to_dict(),
+                "policy": "liquid_mdn",
+                "run_name": "liq",
+                "policy_overrides": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+            }
+        )
+    )
+    with pytest.raises(SystemExit, match="not an lwd one"):
+        gap(other, n_windows=8)
