@@ -6,6 +6,7 @@ import json
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,20 +17,30 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def test_action_horizon_replays_the_runs_own_validation(tmp_path, monkeypatch, capsys):
-    """At the run's own Ta and episode count the script reproduces the run's last closed-loop
-    validation exactly (same seeds, same env, same acting); other Ta values act differently."""
+def tiny_pusht_run(tmp_path: Path, policy: str, run_name: str = "run", **fields: Any) -> Path:
+    """One epoch of a tiny ``policy`` on 5% of the embedded Push-T keypoint data."""
     config = TrainConfig(
-        policy="liquid_mdn",
+        policy=policy,
         dataset="lnmdn/pusht/expert-v2",  # embedded: installed on first load
         fraction=0.05,
         epochs=1,
         batch_size=64,
         output_dir=str(tmp_path),
-        run_name="run",
+        run_name=run_name,
         progress=False,
         val_max_windows=32,
         num_threads=1,
+        **fields,
+    )
+    return train(config)
+
+
+def test_action_horizon_replays_the_runs_own_validation(tmp_path, monkeypatch, capsys):
+    """At the run's own Ta and episode count the script reproduces the run's last closed-loop
+    validation exactly (same seeds, same env, same acting); other Ta values act differently."""
+    run = tiny_pusht_run(
+        tmp_path,
+        "liquid_mdn",
         eval_every=1,
         eval_episodes=3,
         policy_overrides={
@@ -44,7 +55,6 @@ def test_action_horizon_replays_the_runs_own_validation(tmp_path, monkeypatch, c
             "action_embed_dim": 8,
         },
     )
-    run = train(config)
     logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
     argv = ["action_horizon.py", str(run), "--ta", "4,1", "--episodes", "3"]
     monkeypatch.setattr(sys, "argv", argv)
@@ -62,20 +72,8 @@ def test_action_horizon_replays_the_runs_own_validation(tmp_path, monkeypatch, c
 
 def test_lwd_latent_gap_scores_the_decoder_under_each_latent(tmp_path, monkeypatch, capsys):
     """Four latents per run, finite errors, the same numbers twice; a non-lwd run is refused."""
-    config = TrainConfig(
-        policy="lwd",
-        dataset="lnmdn/pusht/expert-v2",  # embedded: installed on first load
-        fraction=0.05,
-        epochs=1,
-        batch_size=64,
-        output_dir=str(tmp_path),
-        run_name="run",
-        progress=False,
-        val_max_windows=32,
-        num_threads=1,
-        policy_overrides={"d_model": 16, "n_layers": 1, "n_heads": 2, "latent_dim": 4},
-    )
-    run = train(config)
+    tiny = {"d_model": 16, "n_layers": 1, "n_heads": 2}
+    run = tiny_pusht_run(tmp_path, "lwd", policy_overrides={**tiny, "latent_dim": 4})
     gap = runpy.run_path(str(EXAMPLES / "lwd_latent_gap.py"))["latent_gap"]
     first = gap(run, n_windows=64)
     assert list(first) == ["posterior mean", "prior sample", "prior deterministic", "mean latent"]
@@ -87,15 +85,6 @@ def test_lwd_latent_gap_scores_the_decoder_under_each_latent(tmp_path, monkeypat
     assert len(rows) == 4 and float(rows[0].split()[-1]) == pytest.approx(
         first["posterior mean"][1], abs=1e-4
     )
-    other = train(
-        TrainConfig(
-            **{
-                **config.to_dict(),
-                "policy": "liquid_mdn",
-                "run_name": "liq",
-                "policy_overrides": {"d_model": 16, "n_layers": 1, "n_heads": 2},
-            }
-        )
-    )
+    other = tiny_pusht_run(tmp_path, "liquid_mdn", run_name="liq", policy_overrides=tiny)
     with pytest.raises(SystemExit, match="not an lwd one"):
         gap(other, n_windows=8)
