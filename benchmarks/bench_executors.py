@@ -53,20 +53,14 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
 
 def _same_numbers(a: Path, b: Path) -> bool:
     """Whether two bench folders hold the same cells with the same non-timing numbers."""
-
-    def strip(v: Any) -> Any:
-        skip = ("time", "minutes", "latency", "_ms", "per_sec", "run_dir", "videos", "threads",
-                "command", "output_dir", "progress")  # fmt: skip
-        if isinstance(v, dict):
-            return {k: strip(x) for k, x in v.items() if not any(s in k for s in skip)}
-        return [strip(x) for x in v] if isinstance(v, list) else v
+    from lnmdn_agents.bench.cells import cell_numbers
 
     names = sorted(p.name for p in (a / "cells").glob("*.json"))
     if names != sorted(p.name for p in (b / "cells").glob("*.json")):
         return False
     return all(
-        strip(json.loads((a / "cells" / n).read_text()))
-        == strip(json.loads((b / "cells" / n).read_text()))
+        cell_numbers(json.loads((a / "cells" / n).read_text()))
+        == cell_numbers(json.loads((b / "cells" / n).read_text()))
         for n in names
     )
 

@@ -36,7 +36,15 @@ from lnmdn_agents.evaluation.runs import measure_run, read_metrics, read_train_c
 from lnmdn_agents.protocols import get_protocol
 from lnmdn_agents.recipes import available_recipes, load_recipe
 
-__all__ = ["cell_dataset", "cell_file", "cell_id", "load_cells", "plan_cells", "run_cell"]
+__all__ = [
+    "cell_dataset",
+    "cell_file",
+    "cell_id",
+    "cell_numbers",
+    "load_cells",
+    "plan_cells",
+    "run_cell",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +113,24 @@ def plan_cells(
                     continue
                 cells.append((t, p, f, s, proto))
     return cells
+
+
+# Keys (substrings) of a cell result that depend on the clock, the process or the output folder.
+_NOT_NUMBERS = ("time", "minutes", "latency", "_ms", "per_sec", "run_dir", "videos", "threads",
+                "command", "output_dir", "progress")  # fmt: skip
+
+
+def cell_numbers(value: Any) -> Any:
+    """A cell result (or part of one) without its clock-, process- and folder-dependent fields.
+
+    What is left is what two computations of the same cell, by any executor, must agree on.
+    """
+    if isinstance(value, dict):
+        kept = {k: v for k, v in value.items() if not any(t in k for t in _NOT_NUMBERS)}
+        return {k: cell_numbers(v) for k, v in kept.items()}
+    if isinstance(value, list):
+        return [cell_numbers(v) for v in value]
+    return value
 
 
 def cell_dataset(preset: BenchPreset, task_name: str, policy_name: str) -> str:

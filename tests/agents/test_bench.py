@@ -6,13 +6,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from lnmdn_agents.bench import cell_id, make_preset, plan_cells
+from lnmdn_agents.bench.cells import cell_numbers
 from lnmdn_agents.checkpoint import load_policy
 from lnmdn_agents.cli import app
 
@@ -95,18 +95,6 @@ def tiny_preset(**kw):
     )
     base.update(kw)
     return make_preset("quick", **base)
-
-
-def deterministic_part(value: Any) -> Any:
-    """A cell result without what depends on the clock, the process or the output folder."""
-    timed = ("time", "minutes", "latency", "_ms", "per_sec", "run_dir", "videos", "threads",
-             "command", "output_dir", "progress")  # fmt: skip
-    if isinstance(value, dict):
-        kept = {k: v for k, v in value.items() if not any(t in k for t in timed)}
-        return {k: deterministic_part(v) for k, v in kept.items()}
-    if isinstance(value, list):
-        return [deterministic_part(v) for v in value]
-    return value
 
 
 def test_bench_demo_preset_end_to_end_and_resume(tiny_pusht, tmp_path, monkeypatch, capsys):
@@ -404,7 +392,7 @@ def test_jobs_run_cells_in_worker_processes_with_the_numbers_of_one_process(
         mine = json.loads((tmp_path / "alone" / "cells" / name).read_text())
         theirs = json.loads((tmp_path / "both" / "cells" / name).read_text())
         assert theirs["closed_loop"]["n_episodes"] == 2 and theirs["trajectories"]["samples"]
-        assert deterministic_part(theirs) == deterministic_part(mine), name
+        assert cell_numbers(theirs) == cell_numbers(mine), name
 
 
 def test_a_failing_cell_in_a_worker_stops_the_run_with_its_error(tiny_pusht, tmp_path):

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_bench import TINY_MODELS, build_tiny_pusht, deterministic_part, tiny_preset
+from test_bench import TINY_MODELS, build_tiny_pusht, tiny_preset
 from typer.testing import CliRunner
 
 import lnmdn_agents.bench as bench
 from lnmdn_agents.bench import cell_id, run_bench
+from lnmdn_agents.bench.cells import cell_numbers
 from lnmdn_agents.bench.executors import cell_resources, require_ray
 from lnmdn_agents.cli import app
 
@@ -74,7 +75,7 @@ def test_ray_executor_gives_the_local_executor_results(
         other = by_cell[cell["cell"]]
         assert other["run_dir"].startswith(str(out.resolve()))
         # Same training and evaluation: every number but the timings is identical.
-        assert deterministic_part(other) == deterministic_part(cell), cell["cell"]
+        assert cell_numbers(other) == cell_numbers(cell), cell["cell"]
         assert cell["offline"]["best_of_k_mse"] and cell["closed_loop"]["n_episodes"] == 2
     assert remote["table"]["rows"][0][:8] == local["table"]["rows"][0][:8]
     # The cell files (with the sampled trajectories results.json leaves out) match too.
@@ -84,7 +85,7 @@ def test_ray_executor_gives_the_local_executor_results(
         mine = json.loads((tmp_path / "local" / "cells" / name).read_text())
         theirs = json.loads((out / "cells" / name).read_text())
         assert mine["trajectories"]["samples"]
-        assert deterministic_part(theirs) == deterministic_part(mine), name
+        assert cell_numbers(theirs) == cell_numbers(mine), name
 
 
 def test_a_failing_cell_is_retried_then_reported_and_the_others_finish(
