@@ -323,7 +323,7 @@ def _worker_run_cell(args: tuple[BenchPreset, Cell, Path, bool, str | None]) -> 
     global _worker_cell
     preset, cell, out, retrain, command = args
     task, policy, fraction, seed, protocol = cell
-    _worker_cell = cell_id(*cell)
+    cid = _worker_cell = cell_id(*cell)
     try:
         run_cell(
             preset, task, policy, fraction, seed, out, retrain, progress=False,
@@ -331,7 +331,7 @@ def _worker_run_cell(args: tuple[BenchPreset, Cell, Path, bool, str | None]) -> 
         )  # fmt: skip
     finally:
         _worker_cell = "-"
-    return cell_id(*cell)
+    return cid
 
 
 def run_cells_processes(
@@ -377,7 +377,7 @@ def run_cells_processes(
         workers, initializer=_init_worker, initargs=(level, threads)
     )
     try:
-        tasks = [(preset, c, Path(out), force, command) for c in cells]
+        tasks = [(preset, c, out, force, command) for c in cells]
         for cid in pool.imap_unordered(_worker_run_cell, tasks, chunksize=1):
             computed.append(cid)
             logger.info("bench [%d/%d] cell %s done", len(computed), len(cells), cid)
