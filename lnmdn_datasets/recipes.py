@@ -10,6 +10,7 @@ One recipe per Minari id::
     lnmdn/pusht/expert-v5                 v3 with 2000 episodes (its first 1000 are v4's)
     lnmdn/can/expert-v0                   CanExpert         on lnmdn/Can-v0
     lnmdn/can/expert-v1                   v0 with 500 episodes (its first 200 are v0's)
+    lnmdn/can/expert-v2                   v0 with DART noise on the position deltas
     lnmdn/pointmaze-<maze>/expert-v0      PointMazeExpert   on lnmdn/PointMaze-<Maze>-v0
                                           (maze: umaze, medium, large, bimodal)
     lnmdn/pointmaze-<maze>/expert-v1      v0 with 1000 episodes (maze: medium, large)
@@ -315,11 +316,35 @@ RECIPES: dict[str, Recipe] = {
                 "expert-v0's; for measuring how success on Can scales with the demonstrations."
             ),
         ),
+        dataclasses.replace(
+            _CAN,
+            dataset_id="lnmdn/can/expert-v2",
+            action_noise=ActionNoise(std=0.3, corr=0.8, dims=(0, 1, 2)),
+            description=(
+                "robomimic Can (lnmdn/Can-v0): expert-v0's recipe (same expert, same start "
+                "seeds) with DART noise injection on the three position deltas: the env "
+                "executed the expert's move plus noise of std 0.3 action units (about 3 mm per "
+                "step), correlated 0.8 from step to step, so the gripper drifts off the "
+                "expert's line by a centimetre or more and the expert, closing the loop, "
+                "recentres over the can, and after a missed grasp approaches again; "
+                "infos['expert_action'] holds its clean action, the label policies train on."
+            ),
+        ),
         *(_maze_expert_v0(maze) for maze in _MAZES),
         *_maze_scaling_recipes("medium"),
         *_maze_scaling_recipes("large"),
     ]
 }
+
+
+def _noise_metadata(noise: ActionNoise | None) -> dict[str, Any] | None:
+    """The recipe's DART noise as dataset metadata (``dims`` only where it is set)."""
+    if noise is None:
+        return None
+    meta: dict[str, Any] = {"std": noise.std, "corr": noise.corr}
+    if noise.dims is not None:
+        meta["dims"] = list(noise.dims)
+    return meta
 
 
 def get_recipe(dataset_id: str) -> Recipe:
@@ -596,11 +621,7 @@ def build(
                 "task_id": recipe.task_id,
                 "expert_kwargs": recipe.expert_kwargs,
                 "env_kwargs": recipe.env_kwargs,
-                "action_noise": (
-                    None
-                    if recipe.action_noise is None
-                    else {"std": recipe.action_noise.std, "corr": recipe.action_noise.corr}
-                ),
+                "action_noise": _noise_metadata(recipe.action_noise),
                 "lnmdn_version": lnmdn_version,
                 "build_seconds": round(seconds, 2),
             },

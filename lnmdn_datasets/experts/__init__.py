@@ -52,20 +52,39 @@ class ActionNoise:
     Attributes:
         std: standard deviation per action dimension, in action units (Push-T: px).
         corr: correlation of consecutive steps' noise, in [0, 1).
+        dims: the action dimensions that get noise (Can: the three position deltas, not the
+            orientation or the gripper); None: all of them.
     """
 
     std: float
     corr: float = 0.0
+    dims: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.std) and self.std > 0):
             raise ValueError(f"ActionNoise needs std > 0 (action units), got std={self.std!r}")
         if not 0.0 <= self.corr < 1.0:
             raise ValueError(f"ActionNoise needs corr in [0, 1), got corr={self.corr!r}")
+        if self.dims is not None and (
+            not self.dims or any(not isinstance(d, int) or d < 0 for d in self.dims)
+        ):
+            raise ValueError(
+                f"ActionNoise dims must be a non-empty tuple of action indices >= 0 or None "
+                f"(every dimension), got dims={self.dims!r}"
+            )
 
     def sample(self, previous: np.ndarray | None, rng: np.random.Generator, dim: int) -> np.ndarray:
-        """The next step's noise given the previous step's (None at the first step)."""
+        """The next step's noise ``(dim,)`` given the previous step's (None at the first step).
+
+        Dimensions outside ``dims`` are 0; ``dims`` must index into ``dim``.
+        """
         e = rng.standard_normal(dim) * self.std
+        if self.dims is not None:
+            if max(self.dims) >= dim:
+                raise ValueError(
+                    f"ActionNoise dims={self.dims!r} index past the action's {dim} dimensions"
+                )
+            e[[d for d in range(dim) if d not in self.dims]] = 0.0
         if previous is None:
             return e
         return self.corr * previous + np.sqrt(1.0 - self.corr**2) * e

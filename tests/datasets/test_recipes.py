@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lnmdn_datasets.embedded import export_embedded, install_embedded
+from lnmdn_datasets.experts import ActionNoise
 from lnmdn_datasets.minari_io import dataset_checksum, read_records, write_dataset
 from lnmdn_datasets.provision import dataset_env
 from lnmdn_datasets.recipes import (
@@ -305,13 +306,39 @@ def test_maze_v2_is_v1_with_correlated_dart_noise(maze):
         assert 0.1 < np.abs(e.actions - labels).mean() < 0.5
 
 
-def test_action_noise_rejects_bad_settings():
-    from lnmdn_datasets.experts import ActionNoise
+def test_can_v2_is_v0_with_dart_noise_on_the_position_deltas():
+    """Can v2 is v0's recipe plus noise on the three position deltas only: same seeds, the
+    orientation and gripper actions executed are the expert's labels exactly."""
+    v0, v2 = (get_recipe(f"lnmdn/can/expert-v{v}") for v in (0, 2))
+    assert v2.action_noise == ActionNoise(std=0.3, corr=0.8, dims=(0, 1, 2))
+    same = dataclasses.replace(
+        v2, dataset_id=v0.dataset_id, action_noise=None, description=v0.description
+    )
+    assert same == v0
+    (episode,) = build(v2, n_episodes=1, write=False, progress=False).episodes
+    assert episode.seed == 0
+    labels = episode.infos["expert_action"][:-1]
+    gap = np.abs(episode.actions - labels)
+    assert (gap[:, 3:] == 0).all()
+    assert 0.1 < gap[:, :3].mean() < 0.4  # std 0.3 per axis, clipped to [-1, 1]
 
+
+def test_action_noise_rejects_bad_settings():
     with pytest.raises(ValueError, match="std > 0"):
         ActionNoise(std=0.0)
     with pytest.raises(ValueError, match="corr in"):
         ActionNoise(std=1.0, corr=1.0)
+    with pytest.raises(ValueError, match="dims must be"):
+        ActionNoise(std=1.0, dims=())
+    with pytest.raises(ValueError, match="dims must be"):
+        ActionNoise(std=1.0, dims=(-1,))
+    with pytest.raises(ValueError, match="index past"):
+        ActionNoise(std=1.0, dims=(0, 7)).sample(None, np.random.default_rng(0), 7)
+    masked = ActionNoise(std=1.0, corr=0.5, dims=(1,))
+    first = masked.sample(None, np.random.default_rng(0), 3)
+    second = masked.sample(first, np.random.default_rng(1), 3)
+    assert first[[0, 2]].tolist() == [0.0, 0.0] and second[[0, 2]].tolist() == [0.0, 0.0]
+    assert first[1] != 0.0 and second[1] != 0.0
     noise = ActionNoise(std=2.0, corr=0.9)
     draws = [None]
     rng = np.random.default_rng(0)
