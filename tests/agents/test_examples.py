@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import runpy
 import sys
@@ -88,3 +89,41 @@ def test_lwd_latent_gap_scores_the_decoder_under_each_latent(tmp_path, monkeypat
     other = tiny_pusht_run(tmp_path, "liquid_mdn", run_name="liq", policy_overrides=tiny)
     with pytest.raises(SystemExit, match="not an lwd one"):
         gap(other, n_windows=8)
+
+
+def test_can_failures_sorts_an_expert_trace_by_the_stage_reached(tmp_path):
+    """The Can expert's own trace, cut before each stage, is sorted into that stage's failure;
+    whole, it is a success (or, not counted as one, a can let go away from the gripper)."""
+    if importlib.util.find_spec("robosuite") is None:
+        pytest.skip("lnmdn/Can-v0 needs the 'mujoco' extra")
+    import numpy as np
+
+    import lnmdn_envs
+    from lnmdn_datasets.experts import rollout_expert
+    from lnmdn_datasets.experts.can import CanExpert
+    from lnmdn_envs.can_observation import CAN_OBS_SLICES
+
+    script = runpy.run_path(str(EXAMPLES / "can_failures.py"))
+    classify = script["classify"]
+    env = lnmdn_envs.make_task_env("lnmdn/Can-v0")
+    try:
+        ep = rollout_expert(env, CanExpert(), 0, np.random.default_rng([0, 0]))
+    finally:
+        env.close()
+    obs = ep.observations.astype(np.float64)
+    can, eef = obs[:, CAN_OBS_SLICES["Can_pos"]], obs[:, CAN_OBS_SLICES["robot0_eef_pos"]]
+    gap = np.linalg.norm(can - eef, axis=1)
+    reached = int(np.argmax(gap <= 0.02))
+    lifted = int(np.argmax(can[:, 2] - can[0, 2] >= 0.05))
+    assert 0 < reached < lifted < len(obs) - 1
+    assert classify(True, obs)[0] == "success"
+    assert classify(False, obs[:reached])[0] == "missed"
+    assert classify(False, obs[: reached + 1])[0] == "not lifted"
+    assert classify(False, obs[: lifted + 1])[0] == "held"
+    kind, figures = classify(False, obs)
+    assert kind == "dropped" and figures["final_gap"] > script["HELD_GAP"]
+    assert figures["lift"] > 0.05 and figures["closest"] <= 0.02
+    tiny = {"d_model": 16, "n_layers": 1, "n_heads": 2, "latent_dim": 4}
+    run = tiny_pusht_run(tmp_path, "lwd", eval_every=1, eval_episodes=1, policy_overrides=tiny)
+    with pytest.raises(SystemExit, match="reads Can's observation"):
+        script["diagnose"](run, 1, None, 0.02, 0.03)
