@@ -99,6 +99,7 @@ def test_can_failures_sorts_an_expert_trace_by_the_stage_reached(tmp_path):
     import numpy as np
 
     import lnmdn_envs
+    from lnmdn_agents.data import Episode
     from lnmdn_datasets.experts import rollout_expert
     from lnmdn_datasets.experts.can import CanExpert
     from lnmdn_envs.can_observation import CAN_OBS_SLICES
@@ -113,17 +114,23 @@ def test_can_failures_sorts_an_expert_trace_by_the_stage_reached(tmp_path):
     obs = ep.observations.astype(np.float64)
     can, eef = obs[:, CAN_OBS_SLICES["Can_pos"]], obs[:, CAN_OBS_SLICES["robot0_eef_pos"]]
     gap = np.linalg.norm(can - eef, axis=1)
+    fingers = obs[:, CAN_OBS_SLICES["robot0_gripper_qpos"]]
     reached = int(np.argmax(gap <= 0.02))
+    closed = int(np.argmax((gap <= 0.02) & (fingers[:, 0] - fingers[:, 1] < script["OPEN_GRIP"])))
     lifted = int(np.argmax(can[:, 2] - can[0, 2] >= 0.05))
-    assert 0 < reached < lifted < len(obs) - 1
+    assert 0 < reached < closed < lifted < len(obs) - 1
     assert classify(True, obs)[0] == "success"
     assert classify(False, obs[:reached])[0] == "missed"
-    assert classify(False, obs[: reached + 1])[0] == "not lifted"
+    assert classify(False, obs[: reached + 1])[0] == "not closed"
+    assert classify(False, obs[: closed + 1])[0] == "not lifted"
     assert classify(False, obs[: lifted + 1])[0] == "held"
     kind, figures = classify(False, obs)
     assert kind == "dropped" and figures["final_gap"] > script["HELD_GAP"]
-    assert figures["lift"] > 0.05 and figures["closest"] <= 0.02
+    assert figures["lift"] > 0.05 and figures["closest"] <= 0.02 and 0.04 < figures["grip"] < 0.06
     tiny = {"d_model": 16, "n_layers": 1, "n_heads": 2, "latent_dim": 4}
+    timing = script["grasp_timing"]([Episode(ep.observations, ep.actions)])
+    assert timing["steps"] >= 1 and timing["never_closed"] == 0 and timing["episodes"] == 1
+    assert 0 <= timing["median_wait"] <= closed - reached  # it closes once there
     run = tiny_pusht_run(tmp_path, "lwd", eval_every=1, eval_episodes=1, policy_overrides=tiny)
     with pytest.raises(SystemExit, match="reads Can's observation"):
         script["diagnose"](run, 1, None, 0.02, 0.03)
