@@ -146,6 +146,7 @@ def test_recipe_table():
         "lnmdn/pusht/expert-v5",
         "lnmdn/can/expert-v0",
         "lnmdn/can/expert-v1",
+        "lnmdn/can/expert-v2",
         "lnmdn/pointmaze-umaze/expert-v0",
         "lnmdn/pointmaze-medium/expert-v0",
         "lnmdn/pointmaze-large/expert-v0",
