@@ -22,8 +22,7 @@ from pathlib import Path
 import torch
 
 from lnmdn_agents.checkpoint import load_policy
-from lnmdn_agents.evaluation.run_folders import read_train_config
-from lnmdn_agents.training.config import TrainConfig
+from lnmdn_agents.evaluation.run_folders import run_train_config
 from lnmdn_agents.training.validation import closed_loop_env, validate_closed_loop
 
 
@@ -35,15 +34,12 @@ def main() -> None:
     args = parser.parse_args()
     horizons = [int(x) for x in args.ta.split(",")]
     torch.set_num_threads(1)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
     print(f"{'run':48s} {'Ta':>3s}  success  score  length")
     for run in args.runs:
-        saved = read_train_config(run)
-        if not saved:
-            raise SystemExit(f"{run}: no train_config.json (not a training run)")
-        config = TrainConfig(
-            **{**{k: v for k, v in saved.items() if k in known}, "eval_episodes": args.episodes}
-        )
+        try:
+            config = dataclasses.replace(run_train_config(run), eval_episodes=args.episodes)
+        except FileNotFoundError as err:
+            raise SystemExit(str(err)) from None
         env = closed_loop_env(config)
         if env is None:
             raise SystemExit(f"{run}: its training config has no closed-loop env")

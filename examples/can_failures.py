@@ -46,8 +46,8 @@ import torch
 
 from lnmdn_agents.checkpoint import load_policy
 from lnmdn_agents.data import Episode, load_episodes
-from lnmdn_agents.evaluation.run_folders import read_train_config
-from lnmdn_agents.training.config import VALIDATION_SEED_BASE, TrainConfig
+from lnmdn_agents.evaluation.run_folders import run_train_config
+from lnmdn_agents.training.config import VALIDATION_SEED_BASE
 from lnmdn_agents.training.validation import closed_loop_env
 from lnmdn_envs.can_observation import CAN_OBS_SLICES
 from lnmdn_envs.registration import evaluation_kwargs, make_task_env
@@ -80,6 +80,14 @@ class _Trace(gym.Wrapper[Any, Any, Any, Any]):
         return obs, reward, terminated, truncated, info
 
 
+def _geometry(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Can positions (T, 3), can-to-end-effector distances (T,), finger openings (T,)."""
+    can = observations[:, CAN_OBS_SLICES["Can_pos"]]
+    eef = observations[:, CAN_OBS_SLICES["robot0_eef_pos"]]
+    fingers = observations[:, CAN_OBS_SLICES["robot0_gripper_qpos"]]
+    return can, np.linalg.norm(can - eef, axis=1), fingers[:, 0] - fingers[:, 1]
+
+
 def classify(
     success: bool, observations: np.ndarray, reach: float = 0.02, lift: float = 0.03
 ) -> tuple[str, dict[str, float]]:
@@ -92,11 +100,7 @@ def classify(
             reaching it.
         lift: rise of the can above where it started (m) that counts as lifting it.
     """
-    can = observations[:, CAN_OBS_SLICES["Can_pos"]]
-    eef = observations[:, CAN_OBS_SLICES["robot0_eef_pos"]]
-    gap = np.linalg.norm(can - eef, axis=1)
-    fingers = observations[:, CAN_OBS_SLICES["robot0_gripper_qpos"]]
-    opening = fingers[:, 0] - fingers[:, 1]
+    can, gap, opening = _geometry(observations)
     at_can = gap <= reach
     figures = {
         "closest": float(gap.min()),
@@ -121,11 +125,10 @@ def diagnose(
     run: Path, episodes: int, ta: int | None, reach: float, lift: float
 ) -> list[tuple[int, str, dict[str, float]]]:
     """(seed, kind, figures) for ``episodes`` validation starts of ``run``."""
-    saved = read_train_config(run)
-    if not saved:
-        raise SystemExit(f"{run}: no train_config.json (not a training run)")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    try:
+        config = run_train_config(run)
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from None
     found = closed_loop_env(dataclasses.replace(config, eval_episodes=episodes))
     if found is None:
         raise SystemExit(f"{run}: its training config has no closed-loop env")
@@ -168,13 +171,8 @@ def grasp_timing(episodes: Iterable[Episode], reach: float = 0.02) -> dict[str, 
     """
     at_can_steps, closing, waits = 0, 0, []
     for ep in episodes:  # actions: the labels training reads
-        obs = ep.observations[:-1].astype(np.float64)
-        gap = np.linalg.norm(
-            obs[:, CAN_OBS_SLICES["Can_pos"]] - obs[:, CAN_OBS_SLICES["robot0_eef_pos"]], axis=1
-        )
-        fingers = obs[:, CAN_OBS_SLICES["robot0_gripper_qpos"]]
-        waiting = (gap <= reach) & (obs[:, 2] - obs[0, 2] < 0.01)
-        waiting &= fingers[:, 0] - fingers[:, 1] > OPEN_GRIP
+        can, gap, opening = _geometry(ep.observations[:-1].astype(np.float64))
+        waiting = (gap <= reach) & (can[:, 2] - can[0, 2] < 0.01) & (opening > OPEN_GRIP)
         closes = waiting & (ep.actions[:, 6] > 0)
         at_can_steps += int(waiting.sum())
         closing += int(closes.sum())

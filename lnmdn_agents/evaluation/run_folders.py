@@ -3,20 +3,25 @@
 ``lnmdn train`` writes ``train_config.json`` (the :class:`~lnmdn_agents.training.TrainConfig`)
 and ``metrics.jsonl`` (one record per epoch) into each run folder; ``lnmdn eval`` adds
 ``eval_info.json``. :func:`read_train_config` and :func:`read_metrics` read the first two back
-(the selected checkpoint ``RUN/best`` answers with its run's), and :func:`list_runs` summarises
+(the selected checkpoint ``RUN/best`` answers with its run's), :func:`run_train_config` rebuilds the
+settings themselves, and :func:`list_runs` summarises
 every run under a folder (``lnmdn runs list``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lnmdn_agents.checkpoint import BEST_DIR
 
-__all__ = ["list_runs", "read_metrics", "read_train_config"]
+if TYPE_CHECKING:
+    from lnmdn_agents.training.config import TrainConfig
+
+__all__ = ["list_runs", "read_metrics", "read_train_config", "run_train_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,24 @@ def read_train_config(run_dir: str | Path) -> dict[str, Any]:
         if path.is_file():
             return dict(json.loads(path.read_text()))
     return {}
+
+
+def run_train_config(run_dir: str | Path) -> TrainConfig:
+    """The run's :class:`~lnmdn_agents.training.TrainConfig`, rebuilt from ``train_config.json``.
+
+    Fields this version no longer has are dropped, so a script can replay an older run's
+    closed-loop validation (its env, acting and seeds).
+
+    Raises:
+        FileNotFoundError: the folder holds no ``train_config.json`` (not a training run).
+    """
+    from lnmdn_agents.training.config import TrainConfig
+
+    saved = read_train_config(run_dir)
+    if not saved:
+        raise FileNotFoundError(f"{run_dir}: no train_config.json (not a training run)")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in saved.items() if k in known})
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from lnmdn_agents import load_policy
 from lnmdn_agents.checkpoint import policy_metadata
 from lnmdn_agents.data import Episode
+from lnmdn_agents.evaluation.run_folders import run_train_config
 from lnmdn_agents.evaluation.runs import read_train_config
 from lnmdn_agents.policies import get_policy_class, make_policy
 from lnmdn_agents.training import TrainConfig, lr_at, train
@@ -324,6 +325,12 @@ def test_closed_loop_validation_keeps_the_best_checkpoint(tmp_path):
     assert best.config.to_dict() == load_policy(run).config.to_dict()
     # lnmdn eval RUN/best reads the run's settings (dataset, env) as lnmdn eval RUN does
     assert read_train_config(run / "best") == read_train_config(run) != {}
+    # scripts that replay the run's validation rebuild its settings from the same file
+    rebuilt = run_train_config(run / "best")
+    assert isinstance(rebuilt, TrainConfig) and rebuilt.eval_every == 1
+    assert rebuilt.dataset == read_train_config(run)["dataset"]
+    with pytest.raises(FileNotFoundError, match="not a training run"):
+        run_train_config(tmp_path / "nothing")
 
 
 @pytest.mark.parametrize(
